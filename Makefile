@@ -1,0 +1,45 @@
+# The README's commands. Each target sets up what it needs on a fresh machine.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+DATA   ?= ../shared/data
+PHOTO  ?= $(DATA)/photos/animal-1.jpg
+
+.PHONY: setup run test lint eval bench clean
+
+$(BIN)/clearbg: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+setup: $(BIN)/clearbg
+
+# Runs ClearBG on its embedded defaults: fetches the default model and cuts out a photo.
+run: setup
+	$(BIN)/clearbg models pull u2net
+	$(BIN)/clearbg remove $(PHOTO) -o out/$(notdir $(basename $(PHOTO))).png
+	@echo "wrote out/$(notdir $(basename $(PHOTO))).png"
+
+test: setup
+	$(BIN)/clearbg models pull u2netp
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+	$(BIN)/pytest -q
+
+lint: setup
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+
+eval: setup
+	$(BIN)/clearbg models pull u2net isnet
+	$(BIN)/python bench/eval.py --data $(DATA)
+
+bench: setup
+	$(BIN)/clearbg models pull u2net
+	$(BIN)/python bench/bench.py --data $(DATA)
+
+clean:
+	rm -rf $(VENV) out bench/out

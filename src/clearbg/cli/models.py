@@ -1,0 +1,84 @@
+"""``clearbg models list | pull NAME... | verify [NAME...] | add NAME FILE --family F``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from clearbg.cli.errors import fail
+from clearbg.errors import ClearbgError
+
+if TYPE_CHECKING:
+    from clearbg.engine.models import ModelStore
+
+
+def _store() -> ModelStore:
+    from clearbg.engine.models import ModelStore
+    from clearbg.settings import Settings
+
+    return ModelStore.from_settings(Settings().engine)
+
+
+@click.group()
+def models() -> None:
+    """List, fetch, verify and register models."""
+
+
+@models.command("list")
+def list_models() -> None:
+    """Every model with its family, licence, size and whether it is downloaded."""
+    from rich.console import Console
+    from rich.table import Table
+
+    store = _store()
+    table = Table("name", "family", "MB", "licence", "state", "description")
+    for spec in store.specs():
+        st = store.state(spec)
+        state = "verified" if st.verified else ("downloaded" if st.present else "-")
+        table.add_row(
+            spec.name, spec.family, f"{spec.size / 1e6:.1f}", spec.licence, state, spec.description
+        )
+    Console().print(table)
+    click.echo(f"cache: {store.model_dir}")
+
+
+@models.command()
+@click.argument("names", nargs=-1, required=True)
+def pull(names: tuple[str, ...]) -> None:
+    """Fetch models into the cache (atomically, checksum verified)."""
+    store = _store()
+    for name in names:
+        try:
+            path = store.pull(name, progress=lambda msg: click.echo(msg, err=True))
+        except ClearbgError as exc:
+            fail(exc)
+        click.echo(f"{name}: {path}")
+
+
+@models.command()
+@click.argument("names", nargs=-1)
+def verify(names: tuple[str, ...]) -> None:
+    """Hash cached models against their checksums (all downloaded ones if no name)."""
+    store = _store()
+    chosen = list(names) or [s.name for s in store.specs() if store.state(s).present]
+    for name in chosen:
+        try:
+            store.verify(name)
+        except ClearbgError as exc:
+            fail(exc)
+        click.echo(f"{name}: ok")
+
+
+@models.command()
+@click.argument("name")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--family", required=True, type=click.Choice(["u2net", "isnet"]))
+def add(name: str, file: Path, family: str) -> None:
+    """Register your own ONNX file of a known family under NAME."""
+    try:
+        spec = _store().register(name, family, file)
+    except ClearbgError as exc:
+        fail(exc)
+    click.echo(f"{spec.name}: registered ({spec.family}, sha256 {spec.sha256[:12]}...)")

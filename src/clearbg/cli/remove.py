@@ -1,0 +1,298 @@
+"""``clearbg remove INPUT... [-o OUT]``: files, folders, globs, or ``-`` for stdin/stdout.
+
+One input writes one file (``-o FILE``, ``-o -`` for stdout; default ``<stem>-nobg.<format>``
+beside the input, or stdout for stdin). Several inputs, a folder or a glob need ``-o FOLDER`` and
+each result is ``FOLDER/<stem>.<format>``. Many photos run as a pipeline: one thread decodes
+ahead, the model runs on the main thread, another thread composes, encodes and writes, so
+decoding and encoding overlap inference.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import sys
+import tempfile
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from clearbg.cli.errors import fail
+from clearbg.errors import ClearbgError, InputError, OutputError
+
+if TYPE_CHECKING:
+    from clearbg.engine import Engine, RemoveOptions
+    from clearbg.engine.pipeline import Decoded, MaskResult
+
+IMAGE_SUFFIXES = frozenset(
+    {
+        ".jpg",
+        ".jpeg",
+        ".jpe",
+        ".png",
+        ".webp",
+        ".gif",
+        ".bmp",
+        ".tif",
+        ".tiff",
+        ".heic",
+        ".heif",
+        ".avif",
+        ".mpo",
+    }
+)
+STDIO = "-"
+_LOOKAHEAD = 2  # photos decoded (or encoded) ahead of the model: bounds memory
+
+
+@dataclass(frozen=True)
+class Job:
+    source: str  # a path or "-"
+    dest: str  # a path or "-"
+
+
+def _expand(inputs: tuple[str, ...]) -> tuple[list[str], bool]:
+    """Input paths in order, and whether they are 'many' (several, a folder or a glob)."""
+    found: list[str] = []
+    many = len(inputs) > 1
+    for item in inputs:
+        if item == STDIO:
+            found.append(item)
+        elif os.path.isdir(item):
+            many = True
+            found += sorted(
+                str(p)
+                for p in Path(item).iterdir()
+                if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+            )
+        elif os.path.exists(item):
+            found.append(item)
+        elif glob.has_magic(item):
+            many = True
+            found += sorted(p for p in glob.glob(item, recursive=True) if os.path.isfile(p))
+        else:
+            raise click.BadParameter(f"{item}: no such file, folder or pattern", param_hint="INPUT")
+    return found, many
+
+
+def plan(inputs: tuple[str, ...], output: str | None, fmt: str) -> list[Job]:
+    sources, many = _expand(inputs)
+    if not many:
+        src = sources[0]
+        if output:
+            return [Job(src, output)]
+        if src == STDIO:
+            return [Job(src, STDIO)]
+        return [Job(src, str(Path(src).with_name(f"{Path(src).stem}-nobg.{fmt}")))]
+    if STDIO in sources:
+        raise click.UsageError("'-' (stdin) can only be the only input")
+    if not output or output == STDIO:
+        raise click.UsageError("with several inputs, a folder or a glob, give -o FOLDER")
+    folder = Path(output)
+    if folder.exists() and not folder.is_dir():
+        raise click.UsageError(f"-o {output}: exists and is not a folder")
+    return [Job(src, str(folder / f"{Path(src).stem}.{fmt}")) for src in sources]
+
+
+def _read(source: str) -> bytes:
+    if source == STDIO:
+        return sys.stdin.buffer.read()
+    try:
+        return Path(source).read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read {source}: {exc.strerror}") from exc
+
+
+def _write(dest: str, data: bytes) -> None:
+    if dest == STDIO:
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return
+    target = Path(dest)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, target)
+    except OSError as exc:
+        raise OutputError(f"cannot write {dest}: {exc.strerror}") from exc
+
+
+@click.command()
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("-o", "--output", help="Output file, '-' for stdout, or a folder for many inputs.")
+@click.option("-m", "--model", help="Model name (see `clearbg models list`); default u2net.")
+@click.option(
+    "-s",
+    "--size",
+    type=click.Choice(["original", "preview", "720p", "1080p", "4k"]),
+    default="original",
+    show_default=True,
+    help="Scale the result down to fit this size.",
+)
+@click.option(
+    "-f",
+    "--format",
+    "fmt",
+    type=click.Choice(["png", "jpg", "jpeg", "webp"]),
+    default="png",
+    show_default=True,
+)
+@click.option("-b", "--bg-color", help="Background colour: #RGB, #RRGGBB, #RRGGBBAA or a CSS name.")
+@click.option(
+    "--channels",
+    type=click.Choice(["rgba", "alpha"]),
+    default="rgba",
+    show_default=True,
+    help="'alpha' writes the mask only.",
+)
+@click.option("--crop", is_flag=True, help="Crop to the subject.")
+@click.option("--crop-margin", default=None, help="Margin around a crop: pixels or a percentage.")
+@click.option(
+    "--refine/--no-refine",
+    default=True,
+    show_default=True,
+    help="Refine the mask's edges at full resolution.",
+)
+@click.option(
+    "--foreground/--no-foreground",
+    default=True,
+    show_default=True,
+    help="Estimate the subject's colour at soft edges.",
+)
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def remove(  # noqa: PLR0917 (click passes options as arguments)
+    inputs: tuple[str, ...],
+    output: str | None,
+    model: str | None,
+    size: str,
+    fmt: str,
+    bg_color: str | None,
+    channels: str,
+    crop: bool,
+    crop_margin: str | None,
+    refine: bool,
+    foreground: bool,
+    quiet: bool,
+) -> None:
+    """Remove the background of photos (files, folders, globs, or - for stdin)."""
+    from clearbg.engine import Engine, RemoveOptions
+    from clearbg.settings import Settings
+
+    try:
+        opts = RemoveOptions.parse(
+            model=model,
+            size=size,
+            format=fmt,
+            bg_color=bg_color,
+            channels=channels,
+            crop=crop,
+            crop_margin=crop_margin,
+            refine=refine,
+            foreground=foreground,
+        )
+    except ClearbgError as exc:
+        fail(exc)
+    jobs = plan(inputs, output, opts.format)
+    if not jobs:
+        raise click.UsageError("no images found in the inputs")
+    engine = Engine(Settings().engine)
+    try:
+        engine.session(opts.model)  # load (and verify) the model once, before any photo
+    except ClearbgError as exc:
+        fail(exc)
+    try:
+        if len(jobs) == 1:
+            failures = _run_one(engine, jobs[0], opts)
+        else:
+            failures = _run_many(engine, jobs, opts, quiet)
+    finally:
+        engine.close()
+    if failures:
+        sys.exit(failures[0].exit_code)
+
+
+def _report(job: Job, exc: ClearbgError) -> None:
+    click.echo(f"clearbg: {job.source}: [{exc.code}] {exc.message}", err=True)
+
+
+def _run_one(engine: Engine, job: Job, opts: RemoveOptions) -> list[ClearbgError]:
+    try:
+        _write(job.dest, engine.remove(_read(job.source), opts).data)
+    except ClearbgError as exc:
+        _report(job, exc)
+        return [exc]
+    return []
+
+
+def _run_many(
+    engine: Engine, jobs: list[Job], opts: RemoveOptions, quiet: bool
+) -> list[ClearbgError]:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TaskID,
+        TimeRemainingColumn,
+    )
+
+    failures: list[ClearbgError] = []
+    progress = Progress(
+        "{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        disable=quiet,
+        transient=False,
+    )
+
+    def load(job: Job) -> Decoded:
+        return engine.decode(_read(job.source), opts.model)
+
+    def store(job: Job, result: MaskResult) -> None:
+        _write(job.dest, engine.finish(result, opts).data)
+
+    def settle(job: Job, fut: Future[None], task: TaskID) -> None:
+        try:
+            fut.result()
+        except ClearbgError as exc:
+            _report(job, exc)
+            failures.append(exc)
+        progress.advance(task)
+
+    with (
+        progress,
+        ThreadPoolExecutor(1, "clearbg-read") as reader,
+        ThreadPoolExecutor(1, "clearbg-write") as writer,
+    ):
+        task = progress.add_task("removing backgrounds", total=len(jobs))
+        decoding: deque[tuple[Job, Future[Decoded]]] = deque()
+        writing: deque[tuple[Job, Future[None]]] = deque()
+        pending = iter(jobs)
+        for job in pending:
+            decoding.append((job, reader.submit(load, job)))
+            if len(decoding) >= _LOOKAHEAD:
+                break
+        while decoding:
+            job, fut = decoding.popleft()
+            nxt = next(pending, None)
+            if nxt is not None:
+                decoding.append((nxt, reader.submit(load, nxt)))
+            try:
+                result = engine.predict(fut.result())
+            except ClearbgError as exc:
+                _report(job, exc)
+                failures.append(exc)
+                progress.advance(task)
+                continue
+            writing.append((job, writer.submit(store, job, result)))
+            while len(writing) > _LOOKAHEAD:
+                settle(*writing.popleft(), task)
+        while writing:
+            settle(*writing.popleft(), task)
+    return failures

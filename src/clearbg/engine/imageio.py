@@ -1,0 +1,264 @@
+"""Decoding photos as phones and cameras write them, and encoding cut-outs.
+
+``probe`` reads only the header: format, size after EXIF orientation, and the pixel limit, so a
+decompression bomb is refused before any pixel is decoded. ``decode`` returns the pixels as
+numpy arrays (RGB plus an optional alpha) with orientation applied and every mode (CMYK, 16-bit,
+palette, grey, grey+alpha, RGBA) brought to 8-bit RGB. ``decode_small`` gives a quick reduced
+image for the model (JPEG's DCT scaling), so inference can start while the full decode runs.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import struct
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from clearbg.errors import (
+    CorruptImageError,
+    EmptyImageError,
+    NotAnImageError,
+    TooManyPixelsError,
+    TruncatedImageError,
+    UnsupportedFormatError,
+)
+
+__all__ = [
+    "ACCEPTED_FORMATS",
+    "Pixels",
+    "Probe",
+    "decode",
+    "decode_small",
+    "encode",
+    "probe",
+]
+
+# Pillow format names we accept (MPO is what many phones call their JPEGs).
+ACCEPTED_FORMATS = frozenset(
+    {"JPEG", "MPO", "PNG", "WEBP", "GIF", "BMP", "DIB", "TIFF", "HEIF", "AVIF"}
+)
+MEDIA_TYPES = {"png": "image/png", "jpg": "image/jpeg", "webp": "image/webp"}
+
+
+# EXIF orientation -> (number of 90-degree counter-clockwise turns, mirror left-right first)
+_ORIENT: dict[int, tuple[int, bool]] = {
+    2: (0, True),
+    3: (2, False),
+    4: (2, True),
+    5: (1, True),
+    6: (3, False),
+    7: (3, True),
+    8: (1, False),
+}
+
+
+@functools.cache
+def _register_plugins() -> None:
+    """Teach Pillow HEIC/HEIF (once per process; AVIF is built into Pillow)."""
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What the header says: format, stored size, EXIF orientation, size as the viewer sees it."""
+
+    data: bytes
+    format: str
+    mode: str
+    stored_size: tuple[int, int]
+    orientation: int
+
+    @property
+    def size(self) -> tuple[int, int]:
+        w, h = self.stored_size
+        return (h, w) if self.orientation in (5, 6, 7, 8) else (w, h)
+
+
+@dataclass(frozen=True)
+class Pixels:
+    rgb: NDArray[np.uint8]  # HxWx3
+    alpha: NDArray[np.uint8] | None  # HxW, None when fully opaque
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return (self.rgb.shape[1], self.rgb.shape[0])
+
+
+def _open(data: bytes) -> Image.Image:
+    if not data:
+        raise EmptyImageError("the image is empty (0 bytes)")
+    _register_plugins()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            return Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError as exc:
+        raise TooManyPixelsError(f"the image has too many pixels: {exc}") from exc
+    except UnidentifiedImageError as exc:
+        raise NotAnImageError("the data is not an image in any format we know") from exc
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise CorruptImageError(f"cannot read the image header: {exc}") from exc
+
+
+def probe(data: bytes, max_megapixels: float) -> Probe:
+    """Read the header only; refuse unknown formats and images above the pixel limit."""
+    im = _open(data)
+    fmt = im.format or "unknown"
+    if fmt not in ACCEPTED_FORMATS:
+        raise UnsupportedFormatError(
+            f"{fmt} images are not accepted; send JPEG, PNG, WebP, GIF, BMP, TIFF, HEIC or AVIF"
+        )
+    w, h = im.size
+    if w <= 0 or h <= 0:
+        raise CorruptImageError("the image has no pixels")
+    if w * h > max_megapixels * 1_000_000:
+        raise TooManyPixelsError(
+            f"the image is {w}x{h} = {w * h / 1e6:.1f} MP; the limit is {max_megapixels:g} MP"
+        )
+    try:
+        orientation = int(im.getexif().get(0x0112, 1))
+    except Exception:  # a broken EXIF block must not refuse a readable photo
+        orientation = 1
+    if orientation not in range(1, 9):
+        orientation = 1
+    return Probe(data, fmt, im.mode, (w, h), orientation)
+
+
+def _orient(a: NDArray[np.uint8], orientation: int) -> NDArray[np.uint8]:
+    turns, mirror = _ORIENT.get(orientation, (0, False))
+    if mirror:
+        a = a[:, ::-1]
+    if turns:
+        a = np.rot90(a, turns)
+    return np.ascontiguousarray(a) if (mirror or turns) else a
+
+
+def _load(im: Image.Image) -> None:
+    try:
+        im.load()
+    except Image.DecompressionBombError as exc:
+        raise TooManyPixelsError(str(exc)) from exc
+    except OSError as exc:
+        text = str(exc).lower()
+        if "truncated" in text or "broken data stream" in text or "unexpected end" in text:
+            raise TruncatedImageError(f"the image data is truncated: {exc}") from exc
+        raise CorruptImageError(f"cannot decode the image: {exc}") from exc
+    except (ValueError, SyntaxError, EOFError, struct.error) as exc:
+        raise CorruptImageError(f"cannot decode the image: {exc}") from exc
+
+
+def _to_8bit(a: NDArray[np.generic]) -> NDArray[np.uint8]:
+    if a.dtype == np.uint8:
+        return a  # type: ignore[return-value]
+    if a.dtype in (np.uint16, np.int32, np.uint32, np.int64):
+        # 16-bit samples (Pillow keeps 16-bit grey in 'I' or 'I;16' modes): scale, not clip
+        return (np.clip(a.astype(np.int64), 0, 65535) // 257).astype(np.uint8)
+    if a.dtype == np.bool_:
+        return np.where(a, np.uint8(255), np.uint8(0)).astype(np.uint8)
+    if np.issubdtype(a.dtype, np.floating):
+        return np.clip(np.asarray(a, dtype=np.float64) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    return np.asarray(np.clip(a, 0, 255), dtype=np.uint8)
+
+
+def _split(a: NDArray[np.uint8]) -> Pixels:
+    """HxW, HxWx2, HxWx3 or HxWx4 -> RGB + alpha (alpha dropped when fully opaque)."""
+    if a.ndim == 2:
+        a = a[:, :, None]
+    channels = a.shape[2]
+    colour = a[:, :, :3] if channels >= 3 else np.repeat(a[:, :, :1], 3, axis=2)
+    alpha = a[:, :, channels - 1] if channels in (2, 4) else None
+    if alpha is not None and int(alpha.min()) == 255:
+        alpha = None
+    return Pixels(
+        np.ascontiguousarray(colour), None if alpha is None else np.ascontiguousarray(alpha)
+    )
+
+
+def _pil_pixels(im: Image.Image) -> NDArray[np.uint8]:
+    mode = im.mode
+    if mode in ("RGB", "RGBA", "L", "LA"):
+        return np.asarray(im)
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        return _to_8bit(np.asarray(im))
+    if mode == "1":
+        return _to_8bit(np.asarray(im))
+    if mode in ("P", "PA"):
+        has_alpha = "transparency" in im.info or mode == "PA"
+        return np.asarray(im.convert("RGBA" if has_alpha else "RGB"))
+    if mode == "RGBa":
+        return np.asarray(im.convert("RGBA"))
+    if mode == "La":
+        return np.asarray(im.convert("LA"))
+    # CMYK, YCbCr, LAB, HSV, RGBX, 16-bit RGB variants: Pillow's own conversion
+    return np.asarray(im.convert("RGBA" if "A" in mode else "RGB"))
+
+
+def _decode_png(data: bytes) -> NDArray[np.uint8] | None:
+    """Decode an 8/16-bit PNG with libspng (twice as fast as Pillow, straight into numpy)."""
+    import pyspng
+
+    try:
+        return _to_8bit(pyspng.load(data))
+    except (RuntimeError, ValueError):
+        return None  # let Pillow decode it, or raise its precise error
+
+
+def decode(p: Probe) -> Pixels:
+    """All the pixels, oriented, as 8-bit RGB plus alpha."""
+    a: NDArray[np.uint8] | None = None
+    if p.format == "PNG" and p.mode in ("RGB", "RGBA", "L", "LA", "I;16", "I", "P"):
+        a = _decode_png(p.data)
+    if a is None:
+        im = _open(p.data)
+        if p.format in ("GIF", "WEBP", "TIFF", "MPO"):
+            im.seek(0)  # first frame
+        _load(im)
+        a = _pil_pixels(im)
+    return _split(_orient(a, p.orientation))
+
+
+def decode_small(p: Probe, min_size: tuple[int, int]) -> Image.Image | None:
+    """A quickly decoded RGB image at least ``min_size`` (stored orientation), or None.
+
+    Only JPEG has a cheap reduced decode (DCT scaling); for other formats the caller uses the
+    full decode. The result is oriented like the full image.
+    """
+    if p.format not in ("JPEG", "MPO") or p.mode not in ("RGB", "L"):
+        return None
+    w, h = p.stored_size
+    want = max(min_size)
+    if min(w, h) < 2 * want:
+        return None
+    im = _open(p.data)
+    im.draft("RGB", (want, want))
+    _load(im)
+    im = im.convert("RGB")
+    if p.orientation != 1:
+        im = ImageOps.exif_transpose(im)
+    return im
+
+
+def encode(pixels: NDArray[np.uint8], fmt: str, quality: int = 90) -> bytes:
+    """HxW (grey), HxWx3 or HxWx4 uint8 -> PNG, JPEG or WebP bytes."""
+    if fmt == "png":
+        from clearbg.engine.png import encode_png
+
+        return encode_png(pixels)
+    im = Image.fromarray(pixels)
+    buf = io.BytesIO()
+    if fmt == "jpg":
+        if im.mode == "RGBA":
+            im = im.convert("RGB")
+        im.save(buf, "JPEG", quality=quality, optimize=False)
+    elif fmt == "webp":
+        im.save(buf, "WEBP", quality=quality, method=2)
+    else:
+        raise ValueError(f"unknown output format {fmt!r}")
+    return buf.getvalue()

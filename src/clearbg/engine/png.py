@@ -1,0 +1,86 @@
+"""A fast PNG writer: numpy filtering and ISA-L deflate, strip by strip.
+
+Written here because no library fits: Pillow's and OpenCV's PNG writers use zlib's slow levels
+and adaptive filtering (rembg's 24 MP output spends half its time in ``Image.save``: 1.6 s
+against 0.09 s here). This writer uses the "Up" filter (one vectorised subtraction) and
+compresses horizontal strips as raw deflate segments ended by a sync flush, joined into one
+valid zlib stream (as pigz does), so the filtered copy is one strip at a time and the Adler-32
+is combined from the strips'.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+
+import numpy as np
+from isal import isal_zlib
+from numpy.typing import NDArray
+
+__all__ = ["encode_png"]
+
+_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_COLOR_TYPES = {1: 0, 2: 4, 3: 2, 4: 6}  # channels -> PNG colour type
+_MOD_ADLER = 65521
+_STRIP_BYTES = 4 << 20  # aim for about this many raw bytes per strip
+
+
+def _chunk(kind: bytes, payload: bytes) -> bytes:
+    crc = zlib.crc32(payload, zlib.crc32(kind))
+    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", crc)
+
+
+def _adler_combine(a1: int, a2: int, len2: int) -> int:
+    """adler32(A + B) from adler32(A), adler32(B) and len(B), as zlib's adler32_combine."""
+    rem = len2 % _MOD_ADLER
+    s1a, s2a = a1 & 0xFFFF, (a1 >> 16) & 0xFFFF
+    s1b, s2b = a2 & 0xFFFF, (a2 >> 16) & 0xFFFF
+    s1 = (s1a + s1b - 1) % _MOD_ADLER
+    s2 = (rem * s1a + s2a + s2b - rem) % _MOD_ADLER
+    return (s2 << 16) | s1
+
+
+def _filter_rows(pixels: NDArray[np.uint8], prev: NDArray[np.uint8] | None) -> bytes:
+    """Rows with the Up filter (type 2) applied; ``prev`` is the row above the strip."""
+    h = pixels.shape[0]
+    flat = pixels.reshape(h, -1)
+    out = np.empty((h, flat.shape[1] + 1), dtype=np.uint8)
+    out[:, 0] = 2
+    np.subtract(flat[1:], flat[:-1], out=out[1:, 1:])
+    if prev is None:
+        out[0, 1:] = flat[0]
+    else:
+        np.subtract(flat[0], prev.reshape(-1), out=out[0, 1:])
+    return out.tobytes()
+
+
+def _compress_strip(
+    pixels: NDArray[np.uint8], prev: NDArray[np.uint8] | None, last: bool, level: int
+) -> tuple[bytes, int, int]:
+    raw = _filter_rows(pixels, prev)
+    comp = isal_zlib.compressobj(level, isal_zlib.DEFLATED, -15)
+    body = comp.compress(raw) + comp.flush(isal_zlib.Z_FINISH if last else isal_zlib.Z_SYNC_FLUSH)
+    return body, isal_zlib.adler32(raw), len(raw)
+
+
+def encode_png(pixels: NDArray[np.uint8], level: int = 1) -> bytes:
+    """Encode an HxW, HxWx1..4 uint8 array as an 8-bit PNG (grey, grey+alpha, RGB or RGBA)."""
+    if pixels.ndim == 2:
+        pixels = pixels[:, :, None]
+    h, w, channels = pixels.shape
+    if channels not in _COLOR_TYPES or pixels.dtype != np.uint8:
+        raise ValueError(f"cannot write a PNG from {pixels.dtype} with {channels} channels")
+    rows = max(1, _STRIP_BYTES // max(1, w * channels))
+    starts = list(range(0, h, rows))
+    parts = [
+        _compress_strip(pixels[y : y + rows], pixels[y - 1] if y else None, y == starts[-1], level)
+        for y in starts
+    ]
+    adler = 1
+    for _, part_adler, length in parts:
+        adler = _adler_combine(adler, part_adler, length)
+    stream = b"".join([b"\x78\x01", *(p[0] for p in parts), struct.pack(">I", adler)])
+    header = struct.pack(">IIBBBBB", w, h, 8, _COLOR_TYPES[channels], 0, 0, 0)
+    return b"".join(
+        [_SIGNATURE, _chunk(b"IHDR", header), _chunk(b"IDAT", stream), _chunk(b"IEND", b"")]
+    )

@@ -1,0 +1,123 @@
+"""One ONNX Runtime wrapper for every model: explicit CPU provider, fails loudly.
+
+A model is data (``ModelSpec`` with its ``Family``); this module turns a model-sized RGB image into
+the network's input tensor, runs it and turns the first output into a 0..1 mask.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from clearbg.engine.models import Family, ModelSpec
+from clearbg.errors import ModelLoadError
+
+__all__ = ["ModelSession", "SessionCache", "read_input_name"]
+
+
+def _ort() -> Any:
+    import onnxruntime
+
+    return onnxruntime
+
+
+def read_input_name(path: Path) -> str:
+    """Name of the first input of an ONNX file (loads it once on the CPU)."""
+    return str(_open(path, threads=1).get_inputs()[0].name)
+
+
+def _open(path: Path, threads: int) -> Any:
+    ort = _ort()
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.log_severity_level = 3
+    if threads:
+        opts.intra_op_num_threads = threads
+    try:
+        return ort.InferenceSession(
+            str(path), sess_options=opts, providers=["CPUExecutionProvider"]
+        )
+    except Exception as exc:  # ORT raises its own untyped errors; translate them once here
+        raise ModelLoadError(f"cannot load {path}: {exc}") from exc
+
+
+@dataclass
+class ModelSession:
+    """A loaded model: ``predict`` maps an RGB uint8 image of the input size to a 0..1 mask."""
+
+    spec: ModelSpec
+    session: Any
+    input_name: str
+
+    @classmethod
+    def load(cls, spec: ModelSpec, path: Path, threads: int = 0) -> ModelSession:
+        session = _open(path, threads)
+        names = [i.name for i in session.get_inputs()]
+        if spec.input_name not in names:
+            raise ModelLoadError(f"{path}: input {spec.input_name!r} not in {names}")
+        return cls(spec, session, spec.input_name)
+
+    @property
+    def family(self) -> Family:
+        return self.spec.preprocessing
+
+    def prepare(self, rgb: NDArray[np.uint8]) -> NDArray[np.float32]:
+        """HxWx3 uint8 at the model's input size -> 1x3xHxW float32, normalised."""
+        fam = self.family
+        x = rgb.astype(np.float32)
+        peak = float(x.max()) if fam.divide_by_max else 255.0
+        x *= 1.0 / max(peak, 1e-6)
+        x -= np.asarray(fam.mean, dtype=np.float32)
+        x *= np.asarray([1.0 / s for s in fam.std], dtype=np.float32)
+        return np.ascontiguousarray(x.transpose(2, 0, 1)[None])
+
+    def run(self, tensor: NDArray[np.float32]) -> NDArray[np.float32]:
+        """The raw first output, as an HxW float32 array (no normalisation)."""
+        out = self.session.run(None, {self.input_name: tensor})[0]
+        return np.asarray(out, dtype=np.float32).reshape(out.shape[-2], out.shape[-1])
+
+    def predict(self, rgb: NDArray[np.uint8]) -> tuple[NDArray[np.float32], float]:
+        """Mask in 0..1 at the model's resolution, and the seconds ``session.run`` took."""
+        tensor = self.prepare(rgb)
+        t0 = time.perf_counter()
+        raw = self.run(tensor)
+        elapsed = time.perf_counter() - t0
+        return self.normalise(raw), elapsed
+
+    def normalise(self, raw: NDArray[np.float32]) -> NDArray[np.float32]:
+        if self.family.minmax_output:
+            lo, hi = float(raw.min()), float(raw.max())
+            return (raw - lo) / max(hi - lo, 1e-12)
+        return np.clip(raw, 0.0, 1.0)
+
+
+class SessionCache:
+    """A bounded, thread-safe LRU of loaded sessions."""
+
+    def __init__(self, capacity: int) -> None:
+        self._capacity = capacity
+        self._items: OrderedDict[str, ModelSession] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, name: str, load: Any) -> ModelSession:
+        with self._lock:
+            found = self._items.get(name)
+            if found is not None:
+                self._items.move_to_end(name)
+                return found
+            session: ModelSession = load()
+            self._items[name] = session
+            while len(self._items) > self._capacity:
+                self._items.popitem(last=False)
+            return session
+
+    def loaded(self) -> list[str]:
+        with self._lock:
+            return list(self._items)
