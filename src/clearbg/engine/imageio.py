@@ -83,12 +83,24 @@ class Probe:
 
 @dataclass(frozen=True)
 class Pixels:
-    rgb: NDArray[np.uint8]  # HxWx3
-    alpha: NDArray[np.uint8] | None  # HxW, None when fully opaque
+    """Decoded pixels: HxWx3 (RGB) or HxWx4 (RGBA, only when some pixel is not opaque).
+
+    ``rgb`` and ``alpha`` are views into ``data``: a 24 MP RGBA photo is not copied to split it.
+    """
+
+    data: NDArray[np.uint8]
+
+    @property
+    def rgb(self) -> NDArray[np.uint8]:
+        return self.data[:, :, :3] if self.data.shape[2] == 4 else self.data
+
+    @property
+    def alpha(self) -> NDArray[np.uint8] | None:
+        return self.data[:, :, 3] if self.data.shape[2] == 4 else None
 
     @property
     def size(self) -> tuple[int, int]:
-        return (self.rgb.shape[1], self.rgb.shape[0])
+        return (self.data.shape[1], self.data.shape[0])
 
 
 def _open(data: bytes) -> Image.Image:
@@ -122,13 +134,28 @@ def probe(data: bytes, max_megapixels: float) -> Probe:
         raise TooManyPixelsError(
             f"the image is {w}x{h} = {w * h / 1e6:.1f} MP; the limit is {max_megapixels:g} MP"
         )
-    try:
-        orientation = int(im.getexif().get(0x0112, 1))
-    except Exception:  # a broken EXIF block must not refuse a readable photo
-        orientation = 1
+    orientation = _orientation(im)
     if orientation not in range(1, 9):
         orientation = 1
     return Probe(data, fmt, im.mode, (w, h), orientation)
+
+
+def _orientation(im: Image.Image) -> int:
+    """The EXIF orientation tag, read without decoding pixels (1 when absent or unreadable)."""
+    try:
+        if im.format == "PNG":
+            # Pillow's PNG getexif() decodes the whole image to look for a late eXIf chunk;
+            # only an eXIf chunk before the pixels (what cameras write) is honoured here
+            raw = im.info.get("exif")
+            if not raw:
+                return 1
+            exif = Image.Exif()
+            exif.load(raw)
+        else:
+            exif = im.getexif()
+        return int(exif.get(0x0112, 1))
+    except Exception:  # a broken EXIF block must not refuse a readable photo
+        return 1
 
 
 def _orient(a: NDArray[np.uint8], orientation: int) -> NDArray[np.uint8]:
@@ -172,13 +199,12 @@ def _split(a: NDArray[np.uint8]) -> Pixels:
     if a.ndim == 2:
         a = a[:, :, None]
     channels = a.shape[2]
-    colour = a[:, :, :3] if channels >= 3 else np.repeat(a[:, :, :1], 3, axis=2)
-    alpha = a[:, :, channels - 1] if channels in (2, 4) else None
-    if alpha is not None and int(alpha.min()) == 255:
-        alpha = None
-    return Pixels(
-        np.ascontiguousarray(colour), None if alpha is None else np.ascontiguousarray(alpha)
-    )
+    if channels in (2, 4) and int(a[:, :, channels - 1].min()) == 255:
+        a, channels = a[:, :, : channels - 1], channels - 1  # opaque: drop the alpha channel
+    if channels < 3:  # grey (+ alpha): repeat the grey value into R, G and B
+        grey = np.repeat(a[:, :, :1], 3, axis=2)
+        a = np.dstack((grey, a[:, :, 1])) if channels == 2 else grey
+    return Pixels(np.ascontiguousarray(a))
 
 
 def _pil_pixels(im: Image.Image) -> NDArray[np.uint8]:

@@ -3,21 +3,24 @@
 Written here because no library fits: Pillow's and OpenCV's PNG writers use zlib's slow levels
 and adaptive filtering (rembg's 24 MP output spends half its time in ``Image.save``: 1.6 s
 against 0.09 s here). This writer uses the "Up" filter (one vectorised subtraction) and
-compresses horizontal strips as raw deflate segments ended by a sync flush, joined into one
-valid zlib stream (as pigz does), so the filtered copy is one strip at a time and the Adler-32
-is combined from the strips'.
+compresses horizontal strips, in parallel, as raw deflate segments ended by a sync flush,
+joined into one valid zlib stream (as pigz does), with the Adler-32 combined from the strips'.
+The pixels themselves can be produced strip by strip (``encode_png_rows``), so composing a
+cut-out never makes a full-size copy.
 """
 
 from __future__ import annotations
 
 import struct
 import zlib
+from collections.abc import Callable
+from concurrent.futures import Executor
 
 import numpy as np
 from isal import isal_zlib
 from numpy.typing import NDArray
 
-__all__ = ["encode_png"]
+__all__ = ["Rows", "encode_png", "encode_png_rows"]
 
 _SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _COLOR_TYPES = {1: 0, 2: 4, 3: 2, 4: 6}  # channels -> PNG colour type
@@ -54,33 +57,60 @@ def _filter_rows(pixels: NDArray[np.uint8], prev: NDArray[np.uint8] | None) -> b
     return out.tobytes()
 
 
-def _compress_strip(
-    pixels: NDArray[np.uint8], prev: NDArray[np.uint8] | None, last: bool, level: int
-) -> tuple[bytes, int, int]:
-    raw = _filter_rows(pixels, prev)
+Rows = Callable[[int, int], NDArray[np.uint8]]
+"""``rows(y0, y1)`` -> the pixels of rows y0..y1 as (y1 - y0) x W x channels uint8."""
+
+
+def _compress_strip(rows: Rows, y0: int, y1: int, last: bool, level: int) -> tuple[bytes, int, int]:
+    prev = rows(y0 - 1, y0)[0] if y0 else None
+    raw = _filter_rows(rows(y0, y1), prev)
     comp = isal_zlib.compressobj(level, isal_zlib.DEFLATED, -15)
     body = comp.compress(raw) + comp.flush(isal_zlib.Z_FINISH if last else isal_zlib.Z_SYNC_FLUSH)
     return body, isal_zlib.adler32(raw), len(raw)
 
 
-def encode_png(pixels: NDArray[np.uint8], level: int = 1) -> bytes:
-    """Encode an HxW, HxWx1..4 uint8 array as an 8-bit PNG (grey, grey+alpha, RGB or RGBA)."""
-    if pixels.ndim == 2:
-        pixels = pixels[:, :, None]
-    h, w, channels = pixels.shape
-    if channels not in _COLOR_TYPES or pixels.dtype != np.uint8:
-        raise ValueError(f"cannot write a PNG from {pixels.dtype} with {channels} channels")
-    rows = max(1, _STRIP_BYTES // max(1, w * channels))
-    starts = list(range(0, h, rows))
-    parts = [
-        _compress_strip(pixels[y : y + rows], pixels[y - 1] if y else None, y == starts[-1], level)
-        for y in starts
-    ]
+def encode_png_rows(
+    width: int,
+    height: int,
+    channels: int,
+    rows: Rows,
+    *,
+    executor: Executor | None = None,
+    level: int = 1,
+) -> bytes:
+    """Encode a PNG whose pixels are produced strip by strip by ``rows``.
+
+    With an executor the strips are produced, filtered and compressed in parallel (ISA-L and
+    numpy release the GIL); a strip is a few MB, so the work stays in the CPU's caches.
+    """
+    if channels not in _COLOR_TYPES:
+        raise ValueError(f"cannot write a PNG with {channels} channels")
+    step = max(1, _STRIP_BYTES // max(1, width * channels))
+    starts = list(range(0, height, step))
+    args = [(rows, y, min(y + step, height), y == starts[-1], level) for y in starts]
+    if executor is None or len(args) == 1:
+        parts = [_compress_strip(*a) for a in args]
+    else:
+        parts = [f.result() for f in [executor.submit(_compress_strip, *a) for a in args]]
     adler = 1
     for _, part_adler, length in parts:
         adler = _adler_combine(adler, part_adler, length)
     stream = b"".join([b"\x78\x01", *(p[0] for p in parts), struct.pack(">I", adler)])
-    header = struct.pack(">IIBBBBB", w, h, 8, _COLOR_TYPES[channels], 0, 0, 0)
+    header = struct.pack(">IIBBBBB", width, height, 8, _COLOR_TYPES[channels], 0, 0, 0)
     return b"".join(
         [_SIGNATURE, _chunk(b"IHDR", header), _chunk(b"IDAT", stream), _chunk(b"IEND", b"")]
+    )
+
+
+def encode_png(
+    pixels: NDArray[np.uint8], executor: Executor | None = None, level: int = 1
+) -> bytes:
+    """Encode an HxW, HxWx1..4 uint8 array as an 8-bit PNG (grey, grey+alpha, RGB or RGBA)."""
+    if pixels.ndim == 2:
+        pixels = pixels[:, :, None]
+    if pixels.dtype != np.uint8:
+        raise ValueError(f"cannot write a PNG from {pixels.dtype}")
+    h, w, channels = pixels.shape
+    return encode_png_rows(
+        w, h, channels, lambda y0, y1: pixels[y0:y1], executor=executor, level=level
     )
