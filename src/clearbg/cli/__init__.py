@@ -14,6 +14,8 @@ __all__ = ["main"]
 _COMMANDS: dict[str, tuple[str, str, str]] = {
     "remove": ("clearbg.cli.remove", "remove", "Remove the background of photos."),
     "models": ("clearbg.cli.models", "models", "List, fetch, verify and register models."),
+    "serve": ("clearbg.cli.serve", "serve", "Run the HTTP API."),
+    "admin": ("clearbg.cli.admin", "admin", "Applications, API keys, credits and usage."),
 }
 
 

@@ -166,7 +166,7 @@ def _write(dest: str, data: bytes) -> None:
     help="Estimate the subject's colour at soft edges.",
 )
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-def remove(  # noqa: PLR0917 (click passes options as arguments)
+def remove(
     inputs: tuple[str, ...],
     output: str | None,
     model: str | None,

@@ -1,0 +1,69 @@
+"""``create_app(settings)``: the ClearBG AI API. No module-level app: tests build their own."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from clearbg import __version__
+from clearbg.api import problems
+from clearbg.api.deps import EngineSlots, RateLimits, Services
+from clearbg.api.metrics import Metrics
+from clearbg.api.middleware import Observe
+from clearbg.api.routes import account, health, removebg
+from clearbg.engine import Engine
+from clearbg.settings import Settings
+from clearbg.store.db import make_engine, migrate, sessions
+
+log = logging.getLogger("clearbg.api")
+
+
+def build_services(settings: Settings, engine: Engine | None = None) -> Services:
+    settings.server.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.results_dir.mkdir(parents=True, exist_ok=True)
+    migrate(settings.database_url)
+    metrics = Metrics()
+    return Services(
+        settings=settings,
+        sessions=sessions(make_engine(settings.database_url)),
+        engine=engine or Engine(settings.engine),
+        metrics=metrics,
+        slots=EngineSlots(settings.server.engine_slots, settings.server.queue_limit, metrics),
+        limits=RateLimits(settings.limits.storage_url, settings.limits.per_minute),
+    )
+
+
+def _load_model(svc: Services) -> None:
+    try:
+        svc.engine.session()
+        svc.ready = True
+    except Exception:
+        log.exception("the default model could not be loaded")
+
+
+def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
+    svc = build_services(settings, engine)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        threading.Thread(target=_load_model, args=(svc,), daemon=True).start()
+        yield
+        svc.engine.close()
+
+    app = FastAPI(
+        title="ClearBG AI API",
+        version=__version__,
+        description="Remove the background of photos: one at a time or in bulk jobs.",
+        lifespan=lifespan,
+    )
+    app.state.services = svc
+    problems.install(app)
+    app.include_router(removebg.router)
+    app.include_router(account.router)
+    app.include_router(health.router)
+    app.add_middleware(Observe, services=lambda: svc)
+    return app

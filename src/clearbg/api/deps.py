@@ -1,0 +1,120 @@
+"""What routes depend on: the app's services, the database session, the caller's API key."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Annotated, TypeVar
+
+import anyio
+import anyio.to_thread
+from fastapi import Depends, Header, Request
+from limits import RateLimitItemPerMinute
+from limits.storage import storage_from_string
+from limits.strategies import MovingWindowRateLimiter
+from sqlalchemy.orm import Session, sessionmaker
+
+from clearbg.api.metrics import Metrics
+from clearbg.engine import Engine
+from clearbg.errors import OverloadedError, RateLimitedError
+from clearbg.gateway import keys
+from clearbg.settings import Settings
+from clearbg.store.models import ApiKey, Application
+
+T = TypeVar("T")
+
+
+class EngineSlots:
+    """At most ``slots`` photos in the engine at once; up to ``queue`` more wait; then 503."""
+
+    def __init__(self, slots: int, queue: int, metrics: Metrics) -> None:
+        self.limiter = anyio.CapacityLimiter(slots)
+        self.capacity = slots + queue
+        self.inside = 0
+        self.metrics = metrics
+
+    async def run(self, fn: Callable[[], T]) -> T:
+        if self.inside >= self.capacity:
+            raise OverloadedError("the server is busy; try again shortly", retry_after=2)
+        self.inside += 1
+        self.metrics.queue_depth.labels("requests").set(self.inside)
+        try:
+            return await anyio.to_thread.run_sync(fn, limiter=self.limiter)
+        finally:
+            self.inside -= 1
+            self.metrics.queue_depth.labels("requests").set(self.inside)
+
+
+class RateLimits:
+    """Requests per minute per key (``limits``: memory by default, Redis when configured)."""
+
+    def __init__(self, storage_url: str, default_per_minute: int) -> None:
+        self.limiter = MovingWindowRateLimiter(storage_from_string(storage_url))
+        self.default = default_per_minute
+
+    def hit(self, request: Request, ident: str, per_minute: int | None) -> None:
+        """Count a request; put the X-RateLimit-* headers on the response; 429 when over."""
+        item = RateLimitItemPerMinute(per_minute or self.default)
+        allowed = self.limiter.hit(item, ident)
+        reset, remaining = self.limiter.get_window_stats(item, ident)
+        request.state.extra_headers = {
+            "X-RateLimit-Limit": str(item.amount),
+            "X-RateLimit-Remaining": str(max(0, remaining)),
+            "X-RateLimit-Reset": str(math.ceil(reset)),
+        }
+        if not allowed:
+            raise RateLimitedError(
+                f"more than {item.amount} requests per minute",
+                retry_after=max(1, math.ceil(reset - time.time())),
+            )
+
+
+@dataclass
+class Services:
+    settings: Settings
+    sessions: sessionmaker[Session]
+    engine: Engine
+    metrics: Metrics
+    slots: EngineSlots
+    limits: RateLimits
+    ready: bool = False
+    extras: dict[str, object] = field(default_factory=dict)
+
+
+def services(request: Request) -> Services:
+    found: Services = request.app.state.services
+    return found
+
+
+def db_session(svc: Annotated[Services, Depends(services)]) -> Iterator[Session]:
+    with svc.sessions() as db:
+        yield db
+
+
+@dataclass(frozen=True)
+class Caller:
+    key: ApiKey
+    app: Application
+
+
+def caller(
+    request: Request,
+    svc: Annotated[Services, Depends(services)],
+    x_api_key: Annotated[str | None, Header()] = None,
+) -> Caller:
+    """The authenticated key (401 otherwise), rate limited (429), headers set on the response."""
+    with svc.sessions.begin() as db:
+        key = keys.authenticate(db, x_api_key)
+        app = db.get(Application, key.application_id)
+        assert app is not None
+        keys.touch(db, key)
+    request.state.api_key_id = key.id
+    request.state.application_id = app.id
+    svc.limits.hit(request, f"key:{key.id}", app.rate_per_minute)
+    return Caller(key, app)
+
+
+ServicesDep = Annotated[Services, Depends(services)]
+CallerDep = Annotated[Caller, Depends(caller)]

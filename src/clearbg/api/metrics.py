@@ -1,0 +1,35 @@
+"""Prometheus metrics on a registry of the app's own (so tests can build several apps)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+__all__ = ["Metrics"]
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "clearbg_requests", "HTTP requests", ["route", "status"], registry=self.registry
+        )
+        self.latency = Histogram(
+            "clearbg_request_seconds",
+            "HTTP request latency",
+            ["route"],
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30),
+            registry=self.registry,
+        )
+        self.images = Counter(
+            "clearbg_images", "Images delivered", ["endpoint", "model"], registry=self.registry
+        )
+        self.errors = Counter("clearbg_errors", "Errors by code", ["code"], registry=self.registry)
+        self.queue_depth = Gauge(
+            "clearbg_queue_depth",
+            "Photos waiting for the engine",
+            ["queue"],
+            registry=self.registry,
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,84 @@
+"""Errors as ``application/problem+json`` (RFC 9457), rendered in one place.
+
+Every body has ``type``, ``title``, ``status``, ``detail``, the stable ``code`` and the
+``request_id``. Only our own bugs answer 500, and never with a stack trace.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from clearbg.errors import ClearbgError, RetryLaterError
+
+log = logging.getLogger("clearbg.api")
+
+PROBLEM = "application/problem+json"
+_TITLES = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    402: "Payment Required",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    413: "Content Too Large",
+    415: "Unsupported Media Type",
+    422: "Unprocessable Content",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
+
+
+def problem(
+    request: Request, status: int, code: str, detail: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    request_id = getattr(request.state, "request_id", "")
+    body = {
+        "type": f"urn:clearbg:error:{code}",
+        "title": _TITLES.get(status, "Error"),
+        "status": status,
+        "detail": detail,
+        "code": code,
+        "request_id": request_id,
+    }
+    extra = dict(headers or {})
+    extra.update(getattr(request.state, "extra_headers", {}))
+    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=extra)
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(ClearbgError)
+    async def _clearbg(request: Request, exc: ClearbgError) -> JSONResponse:
+        headers = {}
+        if isinstance(exc, RetryLaterError):
+            headers["Retry-After"] = str(exc.retry_after)
+        request.state.error_code = exc.code
+        if exc.status >= 500:
+            log.warning("%s: %s", exc.code, exc.message)
+        return problem(request, exc.status, exc.code, exc.message, headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        parts = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query"))
+            parts.append(f"{where}: {err.get('msg', 'invalid')}")
+        request.state.error_code = "invalid_request"
+        return problem(request, 400, "invalid_request", "; ".join(parts) or "invalid request")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        request.state.error_code = code
+        return problem(request, exc.status_code, code, str(exc.detail), dict(exc.headers or {}))
+
+    @app.exception_handler(Exception)
+    async def _bug(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error", exc_info=exc)
+        request.state.error_code = "internal_error"
+        return problem(request, 500, "internal_error", "something went wrong on our side")

@@ -1,0 +1,51 @@
+"""``GET /v1/account``: the calling key's balance and usage."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from fastapi import APIRouter
+from pydantic import BaseModel
+from sqlalchemy import func, select
+
+from clearbg.api.deps import CallerDep, ServicesDep
+from clearbg.gateway.credits import credits
+from clearbg.store.models import UsageRecord
+
+router = APIRouter(tags=["account"])
+
+
+class AccountPublic(BaseModel):
+    key_prefix: str
+    label: str
+    application: str
+    unlimited: bool
+    credits: float
+    expires_at: datetime | None
+    images: int
+    requests: int
+    credits_spent: float
+
+
+@router.get("/v1/account")
+def account(svc: ServicesDep, who: CallerDep) -> AccountPublic:
+    with svc.sessions() as db:
+        row = db.execute(
+            select(
+                func.count(UsageRecord.id),
+                func.count(UsageRecord.id).filter(UsageRecord.status == 200),
+                func.coalesce(func.sum(UsageRecord.credits_cents), 0),
+            ).where(UsageRecord.api_key_id == who.key.id)
+        ).one()
+        balance = who.key.balance_cents
+    return AccountPublic(
+        key_prefix=who.key.prefix,
+        label=who.key.label,
+        application=who.app.name,
+        unlimited=who.key.unlimited,
+        credits=credits(balance),
+        expires_at=who.key.expires_at,
+        requests=int(row[0]),
+        images=int(row[1]),
+        credits_spent=credits(int(row[2])),
+    )

@@ -1,0 +1,41 @@
+"""``clearbg serve``: the HTTP API on its embedded defaults (SQLite, local results, in-process
+engine and job consumer)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command()
+@click.option("--host", default=None, help="Address to listen on (default 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Port (default 8000).")
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None, help="Data folder.")
+def serve(host: str | None, port: int | None, data_dir: Path | None) -> None:
+    """Run the ClearBG HTTP API."""
+    import uvicorn
+
+    from clearbg.api.app import create_app
+    from clearbg.gateway import credits, keys
+    from clearbg.settings import Settings
+
+    settings = Settings()
+    server = settings.server.model_copy(
+        update={
+            k: v
+            for k, v in {"host": host, "port": port, "data_dir": data_dir}.items()
+            if v is not None
+        }
+    )
+    settings = settings.model_copy(update={"server": server})
+    app = create_app(settings)
+    with app.state.services.sessions.begin() as db:
+        first = keys.ensure_first_key(db, credits.cents(settings.credits.first_key_credits))
+    if first:
+        click.echo(
+            f"Created application 'default' with an API key ({settings.credits.first_key_credits:g}"
+            f" credits). It is shown only this once:\n\n    {first}\n"
+        )
+    click.echo(f"ClearBG API on http://{server.host}:{server.port} (docs at /docs)")
+    uvicorn.run(app, host=server.host, port=server.port, log_level=server.log_level)

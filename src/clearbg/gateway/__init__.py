@@ -1,0 +1,1 @@
+"""Accounts, keys, credits and usage: services over the store, with no HTTP types in here."""

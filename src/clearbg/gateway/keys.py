@@ -1,0 +1,140 @@
+"""Applications and API keys. A key is shown once; the store keeps its prefix and SHA-256.
+
+A key reads ``cbg_<8 prefix chars>_<32 secret chars>``; the prefix (``cbg_XXXXXXXX``) finds the
+row, the SHA-256 of the whole key is compared in constant time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import string
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from clearbg.errors import AuthError, InvalidOptionError, MissingApiKeyError, NotFoundError
+from clearbg.store.models import ApiKey, Application, LedgerEntry, utcnow
+
+__all__ = [
+    "authenticate",
+    "create_application",
+    "create_key",
+    "hash_key",
+    "revoke_key",
+]
+
+_ALPHABET = string.ascii_letters + string.digits
+PREFIX_LEN = 12  # "cbg_" + 8
+
+
+def _token(n: int) -> str:
+    return "".join(secrets.choice(_ALPHABET) for _ in range(n))
+
+
+def hash_key(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def create_application(db: Session, name: str, rate_per_minute: int | None = None) -> Application:
+    if not name.strip():
+        raise InvalidOptionError("name", "must not be empty")
+    if db.scalar(select(Application).where(Application.name == name)) is not None:
+        raise InvalidOptionError("name", f"an application named {name!r} exists")
+    app = Application(name=name, app_key="app_" + _token(24), rate_per_minute=rate_per_minute)
+    db.add(app)
+    db.flush()
+    return app
+
+
+def find_application(db: Session, ref: str | int) -> Application:
+    if isinstance(ref, int) or ref.isdigit():
+        app = db.get(Application, int(ref))
+    else:
+        app = db.scalar(select(Application).where(Application.name == ref))
+    if app is None:
+        raise NotFoundError(f"no application {ref!r}")
+    return app
+
+
+def create_key(
+    db: Session,
+    app: Application,
+    *,
+    label: str = "",
+    credits_cents: int = 0,
+    unlimited: bool = False,
+    expires_at: datetime | None = None,
+) -> tuple[ApiKey, str]:
+    """A new key and its secret (shown to the user once, never stored)."""
+    raw = f"cbg_{_token(8)}_{_token(32)}"
+    key = ApiKey(
+        application_id=app.id,
+        prefix=raw[:PREFIX_LEN],
+        secret_hash=hash_key(raw),
+        label=label,
+        unlimited=unlimited,
+        expires_at=expires_at,
+        balance_cents=credits_cents,
+    )
+    db.add(key)
+    db.flush()
+    if credits_cents:
+        db.add(
+            LedgerEntry(
+                api_key_id=key.id,
+                amount_cents=credits_cents,
+                balance_after_cents=credits_cents,
+                reason="topup",
+                note="initial credits",
+            )
+        )
+    return key, raw
+
+
+def authenticate(db: Session, raw: str | None) -> ApiKey:
+    """The active key for a presented secret, or AuthError (never says which part was wrong)."""
+    if not raw:
+        raise MissingApiKeyError("send your API key in the X-API-Key header")
+    raw = raw.strip()
+    key = db.scalar(select(ApiKey).where(ApiKey.prefix == raw[:PREFIX_LEN]))
+    expected = key.secret_hash if key is not None else hash_key("")
+    if key is None or not hmac.compare_digest(expected, hash_key(raw)):
+        raise AuthError("the API key is not valid")
+    if not key.active:
+        raise AuthError("the API key has been revoked")
+    if key.expires_at is not None and _aware(key.expires_at) <= datetime.now(UTC):
+        raise AuthError("the API key has expired")
+    return key
+
+
+def find_key(db: Session, prefix: str) -> ApiKey:
+    key = db.scalar(select(ApiKey).where(ApiKey.prefix == prefix[:PREFIX_LEN]))
+    if key is None:
+        raise NotFoundError(f"no key with prefix {prefix!r}")
+    return key
+
+
+def revoke_key(db: Session, prefix: str) -> ApiKey:
+    key = find_key(db, prefix)
+    key.active = False
+    return key
+
+
+def touch(db: Session, key: ApiKey) -> None:
+    key.last_used_at = utcnow()
+
+
+def _aware(ts: datetime) -> datetime:
+    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+
+
+def ensure_first_key(db: Session, credits_cents: int) -> str | None:
+    """On a new database: a "default" application and one key, whose secret is returned once."""
+    if db.scalar(select(Application.id).limit(1)) is not None:
+        return None
+    app = create_application(db, "default")
+    _, raw = create_key(db, app, label="first key", credits_cents=credits_cents)
+    return raw
