@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import secrets
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,7 +16,11 @@ from clearbg.api.deps import EngineSlots, RateLimits, Services
 from clearbg.api.metrics import Metrics
 from clearbg.api.middleware import Observe
 from clearbg.api.routes import account, health, removebg
+from clearbg.api.routes import bulk as bulk_routes
 from clearbg.engine import Engine
+from clearbg.gateway import credits
+from clearbg.jobs import bulk
+from clearbg.jobs.queue import JobQueue, ttl
 from clearbg.settings import Settings
 from clearbg.store.db import make_engine, migrate, sessions
 
@@ -27,14 +32,36 @@ def build_services(settings: Settings, engine: Engine | None = None) -> Services
     settings.results_dir.mkdir(parents=True, exist_ok=True)
     migrate(settings.database_url)
     metrics = Metrics()
+    factory = sessions(make_engine(settings.database_url))
+    engine = engine or Engine(settings.engine)
+    ctx = bulk.JobContext(
+        sessions=factory,
+        engine=engine,
+        results_dir=settings.results_dir,
+        cost_full_cents=credits.cents(settings.credits.full),
+        cost_preview_cents=credits.cents(settings.credits.preview),
+        ttl=ttl(settings),
+    )
     return Services(
         settings=settings,
-        sessions=sessions(make_engine(settings.database_url)),
-        engine=engine or Engine(settings.engine),
+        sessions=factory,
+        engine=engine,
         metrics=metrics,
         slots=EngineSlots(settings.server.engine_slots, settings.server.queue_limit, metrics),
         limits=RateLimits(settings.limits.storage_url, settings.limits.per_minute),
+        queue=JobQueue(settings, ctx, _callback_secret(settings)),
     )
+
+
+def _callback_secret(settings: Settings) -> str:
+    """The HMAC key for callbacks: the setting, or one made once per data folder."""
+    if settings.jobs.callback_secret:
+        return settings.jobs.callback_secret
+    path = settings.server.data_dir / "callback.secret"
+    if not path.exists():
+        path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
 
 
 def _load_model(svc: Services) -> None:
@@ -51,7 +78,10 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         threading.Thread(target=_load_model, args=(svc,), daemon=True).start()
+        if settings.jobs.consumer:
+            svc.queue.start_consumer()
         yield
+        svc.queue.stop_consumer()
         svc.engine.close()
 
     app = FastAPI(
@@ -63,6 +93,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app.state.services = svc
     problems.install(app)
     app.include_router(removebg.router)
+    app.include_router(bulk_routes.router)
     app.include_router(account.router)
     app.include_router(health.router)
     app.add_middleware(Observe, services=lambda: svc)

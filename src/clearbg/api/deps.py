@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Annotated, TypeVar
 
 import anyio
@@ -20,6 +20,7 @@ from clearbg.api.metrics import Metrics
 from clearbg.engine import Engine
 from clearbg.errors import OverloadedError, RateLimitedError
 from clearbg.gateway import keys
+from clearbg.jobs.queue import JobQueue
 from clearbg.settings import Settings
 from clearbg.store.models import ApiKey, Application
 
@@ -79,8 +80,8 @@ class Services:
     metrics: Metrics
     slots: EngineSlots
     limits: RateLimits
+    queue: JobQueue
     ready: bool = False
-    extras: dict[str, object] = field(default_factory=dict)
 
 
 def services(request: Request) -> Services:

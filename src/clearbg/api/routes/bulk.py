@@ -1,0 +1,182 @@
+"""``/v1/bulk``: up to 50 photos in one asynchronous job (Huey), with status, results, a zip
+archive and cancellation. Another key's job is a 404."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from datetime import datetime
+from typing import Annotated
+
+import anyio.to_thread
+from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi.responses import FileResponse, JSONResponse, Response
+from pydantic import BaseModel
+from sqlalchemy import select
+
+from clearbg.api.deps import CallerDep, ServicesDep
+from clearbg.engine import RemoveOptions
+from clearbg.errors import InvalidOptionError, NotFoundError
+from clearbg.gateway.credits import credits
+from clearbg.jobs import bulk
+from clearbg.store.models import BulkImage, BulkJob
+
+router = APIRouter(tags=["bulk"])
+
+
+class ImageStatus(BaseModel):
+    index: int
+    filename: str
+    status: str
+    error_code: str | None
+    error: str | None
+    result_url: str | None
+    media_type: str | None
+    width: int | None
+    height: int | None
+    size: int | None
+    credits_charged: float
+
+
+class JobPublic(BaseModel):
+    job_id: str
+    status: str
+    image_count: int
+    done: int
+    failed: int
+    progress: float
+    created_at: datetime
+    finished_at: datetime | None
+    expires_at: datetime
+    images: list[ImageStatus]
+
+
+def _public(job: BulkJob, images: list[BulkImage]) -> JobPublic:
+    done = sum(1 for i in images if i.status == "done")
+    failed = sum(1 for i in images if i.status in ("failed", "cancelled"))
+    return JobPublic(
+        job_id=job.id,
+        status=job.status,
+        image_count=job.image_count,
+        done=done,
+        failed=failed,
+        progress=round((done + failed) / max(1, job.image_count), 4),
+        created_at=job.created_at,
+        finished_at=job.finished_at,
+        expires_at=job.expires_at,
+        images=[
+            ImageStatus(
+                index=i.n,
+                filename=i.filename,
+                status=i.status,
+                error_code=i.error_code,
+                error=i.error,
+                result_url=f"/v1/bulk/{job.id}/images/{i.n}" if i.status == "done" else None,
+                media_type=i.media_type,
+                width=i.width,
+                height=i.height,
+                size=i.size,
+                credits_charged=credits(i.credits_cents),
+            )
+            for i in images
+        ],
+    )
+
+
+@router.post("/v1/bulk", status_code=202)
+async def create_bulk(
+    request: Request,
+    svc: ServicesDep,
+    who: CallerDep,
+    image: Annotated[list[UploadFile], File(description="1 to 50 photos")],
+    size: Annotated[str | None, Form()] = None,
+    format: Annotated[str | None, Form()] = None,
+    bg_color: Annotated[str | None, Form()] = None,
+    channels: Annotated[str | None, Form()] = None,
+    crop: Annotated[str | None, Form()] = None,
+    crop_margin: Annotated[str | None, Form()] = None,
+    model: Annotated[str | None, Form()] = None,
+    callback_url: Annotated[str | None, Form()] = None,
+) -> JSONResponse:
+    """Queue a bulk job; answers at once with its id (poll ``GET /v1/bulk/{job_id}``)."""
+    opts = RemoveOptions.parse(
+        model=model,
+        size=size,
+        format=format,
+        bg_color=bg_color,
+        channels=channels,
+        crop=crop,
+        crop_margin=crop_margin,
+    )
+    svc.engine.store.spec(opts.model or svc.settings.engine.default_model)
+    if len(image) > bulk.MAX_IMAGES:
+        raise InvalidOptionError("image", f"at most {bulk.MAX_IMAGES} images, not {len(image)}")
+    uploads = [bulk.Upload(f.filename or f"image-{n}", await f.read()) for n, f in enumerate(image)]
+    request.state.bytes_in = sum(len(u.data) for u in uploads)
+    queue = svc.queue
+    job = await anyio.to_thread.run_sync(
+        lambda: bulk.create_job(queue.ctx, who.key, uploads, opts, callback_url or None)
+    )
+    queue.enqueue(job.id, job.image_count)
+    return JSONResponse(
+        {"job_id": job.id, "status": job.status, "image_count": job.image_count},
+        status_code=202,
+        headers={"Location": f"/v1/bulk/{job.id}"},
+    )
+
+
+@router.get("/v1/bulk/{job_id}")
+def get_bulk(svc: ServicesDep, who: CallerDep, job_id: str) -> JobPublic:
+    with svc.sessions() as db:
+        job = bulk.get_job(db, who.key, job_id)
+        images = list(
+            db.scalars(select(BulkImage).where(BulkImage.job_id == job_id).order_by(BulkImage.n))
+        )
+    return _public(job, images)
+
+
+@router.get("/v1/bulk/{job_id}/images/{n}", response_class=Response)
+def get_bulk_image(svc: ServicesDep, who: CallerDep, job_id: str, n: int) -> FileResponse:
+    with svc.sessions() as db:
+        bulk.get_job(db, who.key, job_id)
+        img = db.get(BulkImage, (job_id, n))
+    if img is None or img.status != "done" or img.media_type is None:
+        raise NotFoundError(f"no result {n} in job {job_id} (yet)")
+    ext = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}[img.media_type]
+    path = svc.queue.ctx.folder(job_id) / "out" / f"{n}.{ext}"
+    if not path.exists():
+        raise NotFoundError(f"the result {n} of job {job_id} has expired")
+    return FileResponse(path, media_type=img.media_type)
+
+
+@router.get("/v1/bulk/{job_id}/archive", response_class=Response)
+def get_bulk_archive(svc: ServicesDep, who: CallerDep, job_id: str) -> Response:
+    """A zip of every finished result, named after the uploaded files."""
+    with svc.sessions() as db:
+        bulk.get_job(db, who.key, job_id)
+        images = list(
+            db.scalars(
+                select(BulkImage).where(BulkImage.job_id == job_id, BulkImage.status == "done")
+            )
+        )
+    buf = io.BytesIO()
+    out = svc.queue.ctx.folder(job_id) / "out"
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
+        for img in images:
+            ext = (img.media_type or "image/png").split("/")[1].replace("jpeg", "jpg")
+            path = out / f"{img.n}.{ext}"
+            if path.exists():
+                stem = (img.filename.rsplit(".", 1)[0] or f"image-{img.n}").replace("/", "_")
+                zf.write(path, f"{img.n:02d}-{stem}.{ext}")
+    return Response(
+        buf.getvalue(),
+        media_type="application/zip",
+        headers={"Content-Disposition": f'attachment; filename="{job_id}.zip"'},
+    )
+
+
+@router.delete("/v1/bulk/{job_id}")
+def cancel_bulk(svc: ServicesDep, who: CallerDep, job_id: str) -> JobPublic:
+    """Cancel a job: images not yet processed are dropped and not charged."""
+    bulk.cancel_job(svc.queue.ctx, who.key, job_id)
+    return get_bulk(svc, who, job_id)

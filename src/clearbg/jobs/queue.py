@@ -1,0 +1,144 @@
+"""The Huey queue: SQLite in the data folder by default, Redis when ``huey_url`` says so.
+
+``JobQueue`` owns the Huey instance and its tasks (built per instance, no import-time global),
+and can run the consumer on threads inside the serving process. On start it queues again the
+images of unfinished jobs, so a server killed mid-job finishes the job after a restart.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import httpx
+from huey import RedisHuey, SqliteHuey
+from huey.api import Huey
+from huey.consumer import Consumer
+
+from clearbg.jobs import bulk
+from clearbg.settings import Settings
+from clearbg.store.models import BulkImage, BulkJob
+
+log = logging.getLogger("clearbg.jobs")
+
+
+def make_huey(settings: Settings) -> Huey:
+    url = settings.jobs.huey_url
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        return RedisHuey("clearbg", url=url, results=False)
+    path = settings.server.data_dir / "jobs.db"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return SqliteHuey("clearbg", filename=str(path), results=False)
+
+
+def sign(secret: str, timestamp: str, body: bytes) -> str:
+    mac = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
+    return "sha256=" + mac.hexdigest()
+
+
+class JobQueue:
+    def __init__(self, settings: Settings, ctx: bulk.JobContext, secret: str) -> None:
+        self.settings = settings
+        self.ctx = ctx
+        self.secret = secret
+        self.huey = make_huey(settings)
+        self._consumer: Any = None
+        huey = self.huey
+
+        @huey.task(name="clearbg.process_image")
+        def process_image(job_id: str, n: int) -> None:
+            if bulk.process_image(ctx, job_id, n):
+                self._callback_task(job_id)
+
+        @huey.task(
+            name="clearbg.callback",
+            retries=settings.jobs.callback_attempts - 1,
+            retry_delay=1,
+            retry_backoff=2,
+        )
+        def callback(job_id: str) -> None:
+            self.deliver_callback(job_id)
+
+        @huey.periodic_task(_every_minutes(10), name="clearbg.expire")
+        def expire() -> None:
+            bulk.expire_jobs(ctx)
+
+        self._process: Callable[[str, int], Any] = process_image
+        self._callback_task: Callable[[str], Any] = callback
+
+    def enqueue(self, job_id: str, count: int) -> None:
+        for n in range(count):
+            self._process(job_id, n)
+
+    def pending(self) -> int:
+        return int(self.huey.pending_count())
+
+    def deliver_callback(self, job_id: str) -> None:
+        with self.ctx.sessions() as db:
+            job = db.get(BulkJob, job_id)
+            if job is None or not job.callback_url:
+                return
+            images = db.query(BulkImage).filter(BulkImage.job_id == job_id).all()
+            payload = {
+                "job_id": job.id,
+                "status": job.status,
+                "image_count": job.image_count,
+                "succeeded": sum(1 for i in images if i.status == "done"),
+                "failed": sum(1 for i in images if i.status == "failed"),
+            }
+            url = job.callback_url
+        body = json.dumps(payload).encode()
+        stamp = str(int(time.time()))
+        headers = {
+            "Content-Type": "application/json",
+            "X-ClearBG-Timestamp": stamp,
+            "X-ClearBG-Signature": sign(self.secret, stamp, body),
+        }
+        resp = httpx.post(url, content=body, headers=headers, timeout=10)
+        resp.raise_for_status()  # a failure makes Huey retry with back-off
+
+    def start_consumer(self) -> None:
+        """Run the consumer on threads in this process; queue again what a crash left."""
+        if isinstance(self.huey, SqliteHuey):
+            # one process owns this queue: the database is the truth, the queue is rebuilt
+            self.huey.flush()
+            for job_id, n in bulk.pending_images(self.ctx):
+                self._process(job_id, n)
+        self._consumer = _EmbeddedConsumer(
+            self.huey,
+            workers=self.settings.jobs.workers,
+            worker_type="thread",
+            periodic=True,
+            initial_delay=0.05,
+            max_delay=0.5,
+            check_worker_health=False,
+        )
+        self._consumer.start()
+
+    def stop_consumer(self) -> None:
+        if self._consumer is not None:
+            self._consumer.stop(graceful=True)
+            self._consumer = None
+
+
+class _EmbeddedConsumer(Consumer):  # type: ignore[misc]
+    """Huey's consumer on threads of the serving process; the server keeps its signals."""
+
+    def _set_signal_handlers(self) -> None:
+        return None
+
+
+def _every_minutes(n: int) -> Any:
+    from huey import crontab
+
+    return crontab(minute=f"*/{n}")
+
+
+def ttl(settings: Settings) -> timedelta:
+    return timedelta(hours=settings.jobs.results_ttl_hours)
