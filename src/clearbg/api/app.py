@@ -73,6 +73,7 @@ def _load_model(svc: Services) -> None:
 
 
 def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
+    """The API app; an ``engine`` passed in is shared and stays open when the app stops."""
     svc = build_services(settings, engine)
 
     @asynccontextmanager
@@ -82,7 +83,8 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
             svc.queue.start_consumer()
         yield
         svc.queue.stop_consumer()
-        svc.engine.close()
+        if engine is None:
+            svc.engine.close()
 
     app = FastAPI(
         title="ClearBG AI API",

@@ -1,0 +1,116 @@
+"""A real ClearBG API server on 127.0.0.1 for each test module (uvicorn in a thread), with a
+fresh SQLite database in tmp_path and the real u2netp model."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from sqlalchemy.orm import Session
+
+from clearbg.api.app import create_app
+from clearbg.engine import Engine
+from clearbg.gateway import credits, keys
+from clearbg.settings import EngineSettings, Settings
+from clearbg.store.db import make_engine, sessions
+from clearbg.store.models import Application
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Server:
+    url: str
+    settings: Settings
+    app_id: int
+    make_key: Callable[..., str]
+
+    def db(self) -> Session:
+        return sessions(make_engine(self.settings.database_url))()
+
+    def balance(self, key: str) -> float:
+        with self.db() as db:
+            return credits.credits(keys.find_key(db, key).balance_cents)
+
+    def revoke(self, key: str) -> None:
+        with self.db() as db, db.begin():
+            keys.revoke_key(db, key)
+
+    def client(self, key: str | None = None, timeout: float = 60) -> httpx.Client:
+        headers = {"X-API-Key": key} if key else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+
+
+def start_server(
+    tmp: Path, engine: Engine, **overrides: dict[str, object]
+) -> tuple[Server, Callable[[], None]]:
+    base = Settings()
+    groups = {
+        "engine": engine.settings,
+        "server": base.server.model_copy(
+            update={"data_dir": tmp / "data", **overrides.get("server", {})}
+        ),
+        "jobs": base.jobs.model_copy(update=overrides.get("jobs", {})),
+        "limits": base.limits.model_copy(update=overrides.get("limits", {})),
+        "credits": base.credits.model_copy(update=overrides.get("credits", {})),
+    }
+    settings = base.model_copy(update=groups)
+    app = create_app(settings, engine=engine)
+    svc = app.state.services
+    with svc.sessions.begin() as db:
+        application = keys.create_application(db, "tests", overrides.get("app", {}).get("rate"))  # type: ignore[arg-type]
+        app_id = application.id
+
+    def make_key(credits_: float = 10, **kw: object) -> str:
+        with svc.sessions.begin() as db:
+            a = db.get(Application, app_id)
+            assert a is not None
+            _, raw = keys.create_key(db, a, credits_cents=credits.cents(credits_), **kw)  # type: ignore[arg-type]
+        return raw
+
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url + "/readyz", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    else:
+        raise RuntimeError("server did not become ready")
+
+    def stop() -> None:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+    return Server(url, settings, app_id, make_key), stop
+
+
+@pytest.fixture(scope="session")
+def api_engine(engine_settings: EngineSettings) -> Iterator[Engine]:
+    eng = Engine(engine_settings)
+    yield eng
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, api_engine: Engine) -> Iterator[Server]:
+    srv, stop = start_server(tmp_path_factory.mktemp("api"), api_engine)
+    yield srv
+    stop()
