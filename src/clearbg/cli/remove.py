@@ -83,6 +83,9 @@ def plan(inputs: tuple[str, ...], output: str | None, fmt: str) -> list[Job]:
     sources, many = _expand(inputs)
     if not many:
         src = sources[0]
+        into_folder = bool(output) and STDIO not in (output, src)
+        if output and into_folder and (os.path.isdir(output) or output.endswith(("/", os.sep))):
+            return [Job(src, str(Path(output) / f"{Path(src).stem}.{fmt}"))]
         if output:
             return [Job(src, output)]
         if src == STDIO:

@@ -74,6 +74,7 @@ class Probe:
     mode: str
     stored_size: tuple[int, int]
     orientation: int
+    transparency: bool = False  # a palette or colour-key transparency (PNG tRNS, GIF)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -116,6 +117,8 @@ def _open(data: bytes) -> Image.Image:
     except UnidentifiedImageError as exc:
         raise NotAnImageError("the data is not an image in any format we know") from exc
     except (OSError, ValueError, SyntaxError) as exc:
+        if "truncated" in str(exc).lower():
+            raise TruncatedImageError(f"the image header is truncated: {exc}") from exc
         raise CorruptImageError(f"cannot read the image header: {exc}") from exc
 
 
@@ -135,9 +138,10 @@ def probe(data: bytes, max_megapixels: float) -> Probe:
             f"the image is {w}x{h} = {w * h / 1e6:.1f} MP; the limit is {max_megapixels:g} MP"
         )
     orientation = _orientation(im)
-    if orientation not in range(1, 9):
+    if orientation not in range(1, 9) or fmt == "TIFF":
+        # Pillow's TIFF reader reports the oriented size and rotates while it loads
         orientation = 1
-    return Probe(data, fmt, im.mode, (w, h), orientation)
+    return Probe(data, fmt, im.mode, (w, h), orientation, "transparency" in im.info)
 
 
 def _orientation(im: Image.Image) -> int:
@@ -209,6 +213,8 @@ def _split(a: NDArray[np.uint8]) -> Pixels:
 
 def _pil_pixels(im: Image.Image) -> NDArray[np.uint8]:
     mode = im.mode
+    if mode in ("RGB", "L") and "transparency" in im.info:  # colour-key transparency
+        return np.asarray(im.convert("RGBA" if mode == "RGB" else "LA"))
     if mode in ("RGB", "RGBA", "L", "LA"):
         return np.asarray(im)
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
@@ -226,6 +232,9 @@ def _pil_pixels(im: Image.Image) -> NDArray[np.uint8]:
     return np.asarray(im.convert("RGBA" if "A" in mode else "RGB"))
 
 
+_SPNG_MODES = frozenset({"RGB", "RGBA", "L", "LA", "I;16", "I", "P"})
+
+
 def _decode_png(data: bytes) -> NDArray[np.uint8] | None:
     """Decode an 8/16-bit PNG with libspng (twice as fast as Pillow, straight into numpy)."""
     import pyspng
@@ -239,7 +248,8 @@ def _decode_png(data: bytes) -> NDArray[np.uint8] | None:
 def decode(p: Probe) -> Pixels:
     """All the pixels, oriented, as 8-bit RGB plus alpha."""
     a: NDArray[np.uint8] | None = None
-    if p.format == "PNG" and p.mode in ("RGB", "RGBA", "L", "LA", "I;16", "I", "P"):
+    # libspng ignores tRNS (palette or colour-key transparency): Pillow decodes those
+    if p.format == "PNG" and not p.transparency and p.mode in _SPNG_MODES:
         a = _decode_png(p.data)
     if a is None:
         im = _open(p.data)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -50,6 +51,7 @@ __all__ = [
 ]
 
 Progress = Callable[[str], None]
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 @dataclass(frozen=True)
@@ -272,6 +274,8 @@ class ModelStore:
 
     def register(self, name: str, family: str, file: Path) -> ModelSpec:
         """Copy a user's own ONNX file of a known family into the cache and register it."""
+        if not _NAME.fullmatch(name):
+            raise InvalidOptionError("name", f"{name!r}: use letters, digits, '.', '_' and '-'")
         if name in MODELS:
             raise InvalidOptionError("name", f"{name!r} is a built-in model")
         if family not in FAMILIES:
@@ -280,9 +284,13 @@ class ModelStore:
             raise InvalidOptionError("file", f"{file} is not a file")
         self.model_dir.mkdir(parents=True, exist_ok=True)
         tmp = self._tmp_path(name)
-        shutil.copyfile(file, tmp)
-        digest = _sha256(tmp)
-        input_name = _first_input_name(tmp)
+        try:
+            shutil.copyfile(file, tmp)
+            digest = _sha256(tmp)
+            input_name = _first_input_name(tmp)  # ModelLoadError if it is not an ONNX model
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
         spec = ModelSpec(
             name=name,
             family=family,
