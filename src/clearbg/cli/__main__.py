@@ -1,0 +1,3 @@
+from clearbg.cli import main
+
+main()
