@@ -184,11 +184,13 @@ class Bench:
         small_ratios: list[float] = []
         large_ratio = 0.0
         parities: list[tuple[str, float]] = []
+        breakdown: dict[str, dict[str, float]] = {}
         for photo in self.photos:
             data = photo.read_bytes()
             mp = megapixels(photo)
             ours_t: list[float] = []
             ours_inf: list[float] = []
+            stages: list[dict[str, float]] = []
             theirs_t: list[float] = []
             theirs_inf: list[float] = []
             ours_png = b""
@@ -196,9 +198,10 @@ class Bench:
             for r in range(reps):
                 for who in ("clearbg", "rembg") if r % 2 == 0 else ("rembg", "clearbg"):
                     if who == "clearbg":
-                        seconds, inference, png = self._ours_e2e(data)
+                        seconds, timings, png = self._ours_e2e(data)
                         ours_t.append(seconds)
-                        ours_inf.append(inference)
+                        ours_inf.append(timings["inference"])
+                        stages.append(timings)
                         ours_png = ours_png or png
                     else:
                         out = str(rembg_png) if r == 0 else None
@@ -219,6 +222,7 @@ class Bench:
                 large_ratio = ro
             elif mp <= SMALL_MP:
                 small_ratios.append(ro)
+            breakdown[photo.name] = {k: med([t[k] for t in stages]) for k in stages[0]}
             print(
                 f"  {photo.name[:22]:22} {mp:5.2f} | {o:6.3f} {ro:5.2f} {plus_o:5.0f} |"
                 f" {t:7.3f} {rt:5.2f} {plus_t:5.0f} | {t / o:8.2f} | {mad:7.4f}",
@@ -226,6 +230,10 @@ class Bench:
             )
         print("  (/raw: median e2e over median raw session.run; +ms: e2e minus the run's own")
         print("   inference, median; parity: mean |alpha ours - alpha rembg|, 0..1)")
+        biggest_small = max((p for p in self.photos if p != self.large), key=megapixels)
+        for photo in (biggest_small, self.large):
+            parts = ", ".join(f"{k} {v * 1000:.0f}" for k, v in breakdown[photo.name].items())
+            print(f"  ours, {photo.name} (Cutout.timings, ms, medians): {parts}")
         worst = max(small_ratios)
         v = self.verdicts
         verdict = v.add(
@@ -251,10 +259,10 @@ class Bench:
         if fails:
             print(f"  over {TARGET_PARITY}: {', '.join(fails)}")
 
-    def _ours_e2e(self, data: bytes) -> tuple[float, float, bytes]:
+    def _ours_e2e(self, data: bytes) -> tuple[float, dict[str, float], bytes]:
         t0 = time.perf_counter()
         cut = self.engine.remove(data, self.opts)
-        return time.perf_counter() - t0, cut.timings["inference"], cut.data
+        return time.perf_counter() - t0, dict(cut.timings), cut.data
 
     # -- folder throughput (whole process) ---------------------------------------------------
     def folder(self) -> None:
@@ -315,6 +323,15 @@ class Bench:
         rembg_cmd += [str(root / "rembg.png")]
         ours = run_child(ours_cmd, self.child_env, log)
         theirs = run_child(rembg_cmd, self.rembg.environ(self.child_env), log)
+        small = min(self.photos, key=megapixels)  # the model's share: the same with a tiny photo
+        ours_cmd[2], ours_cmd[4] = str(small), str(root / "clearbg-small.png")
+        rembg_cmd[4], rembg_cmd[5] = str(small), str(root / "rembg-small.png")
+        ours_small = run_child(ours_cmd, self.child_env, log)
+        theirs_small = run_child(rembg_cmd, self.rembg.environ(self.child_env), log)
+        print(
+            f"  with {small.name} ({megapixels(small):.2f} MP) instead: clearbg"
+            f" {ours_small.max_rss_mb:.0f} MiB, rembg {theirs_small.max_rss_mb:.0f} MiB"
+        )
         gb = ours.max_rss_mb * 1024 * 1024 / 1e9
         print(
             f"  clearbg remove: {ours.max_rss_mb:6.0f} MiB  ({gb:.2f} GB)  in {ours.seconds:.2f} s"
