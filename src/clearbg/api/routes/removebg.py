@@ -11,7 +11,7 @@ from fastapi.responses import Response
 from clearbg.api.deps import CallerDep, ServicesDep
 from clearbg.api.idempotency import Idempotency
 from clearbg.engine import Cutout, RemoveOptions
-from clearbg.errors import EmptyImageError
+from clearbg.errors import EmptyImageError, InvalidOptionError
 from clearbg.gateway import credits
 
 router = APIRouter(tags=["remove background"])
@@ -22,6 +22,16 @@ _IMAGE_RESPONSES: dict[int | str, dict[str, object]] = {
         "description": "The cut-out",
     }
 }
+
+
+async def read_upload(image: UploadFile | str) -> bytes:
+    if isinstance(image, str):
+        raise InvalidOptionError(
+            "image",
+            f"must be a file part, not text ({image[:40]!r}); in Node.js append a Blob "
+            "(for example `await fs.openAsBlob(path)`), not a stream",
+        )
+    return await image.read()
 
 
 def cost_cents(svc: ServicesDep, opts: RemoveOptions) -> int:
@@ -48,7 +58,7 @@ async def removebg(
     request: Request,
     svc: ServicesDep,
     who: CallerDep,
-    image: Annotated[UploadFile, File(description="The photo (JPEG, PNG, WebP, ...)")],
+    image: Annotated[UploadFile | str, File(description="The photo (JPEG, PNG, WebP, ...)")],
     size: Annotated[str | None, Form()] = None,
     format: Annotated[str | None, Form()] = None,
     bg_color: Annotated[str | None, Form()] = None,
@@ -68,7 +78,7 @@ async def removebg(
         crop=crop,
         crop_margin=crop_margin,
     )
-    data = await image.read()
+    data = await read_upload(image)
     if not data:
         raise EmptyImageError("the image field is empty")
     request.state.bytes_in = len(data)
