@@ -85,7 +85,13 @@ def _node(folder: Path, script: str, key: str) -> subprocess.CompletedProcess[st
     (folder / "sample.mjs").write_text(script)
     env = {**os.environ, "CLEARBG_API_KEY": key}
     return subprocess.run(
-        ["node", "sample.mjs"], cwd=folder, env=env, capture_output=True, text=True, timeout=120
+        ["node", "sample.mjs"],
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
 
 
