@@ -117,9 +117,20 @@ def _open(data: bytes) -> Image.Image:
     except UnidentifiedImageError as exc:
         raise NotAnImageError("the data is not an image in any format we know") from exc
     except (OSError, ValueError, SyntaxError) as exc:
-        if "truncated" in str(exc).lower():
+        if _cut_short(data) or "truncated" in str(exc).lower():
             raise TruncatedImageError(f"the image header is truncated: {exc}") from exc
         raise CorruptImageError(f"cannot read the image header: {exc}") from exc
+
+
+def _cut_short(data: bytes) -> bool:
+    """Whether the file visibly ends early (asked only after the decoder failed)."""
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return len(data) < 8 + struct.unpack("<I", data[4:8])[0]
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        return b"IEND" not in data[-12:]
+    if data[:2] == b"\xff\xd8":
+        return not data.rstrip(b"\0").endswith(b"\xff\xd9")
+    return False
 
 
 def probe(data: bytes, max_megapixels: float) -> Probe:
@@ -171,17 +182,15 @@ def _orient(a: NDArray[np.uint8], orientation: int) -> NDArray[np.uint8]:
     return np.ascontiguousarray(a) if (mirror or turns) else a
 
 
-def _load(im: Image.Image) -> None:
+def _load(im: Image.Image, data: bytes) -> None:
     try:
         im.load()
     except Image.DecompressionBombError as exc:
         raise TooManyPixelsError(str(exc)) from exc
-    except OSError as exc:
+    except (OSError, ValueError, SyntaxError, EOFError, struct.error) as exc:
         text = str(exc).lower()
-        if "truncated" in text or "broken data stream" in text or "unexpected end" in text:
+        if _cut_short(data) or "truncated" in text or "unexpected end" in text:
             raise TruncatedImageError(f"the image data is truncated: {exc}") from exc
-        raise CorruptImageError(f"cannot decode the image: {exc}") from exc
-    except (ValueError, SyntaxError, EOFError, struct.error) as exc:
         raise CorruptImageError(f"cannot decode the image: {exc}") from exc
 
 
@@ -255,7 +264,7 @@ def decode(p: Probe) -> Pixels:
         im = _open(p.data)
         if p.format in ("GIF", "WEBP", "TIFF", "MPO"):
             im.seek(0)  # first frame
-        _load(im)
+        _load(im, p.data)
         a = _pil_pixels(im)
     return _split(_orient(a, p.orientation))
 
@@ -274,7 +283,7 @@ def decode_small(p: Probe, min_size: tuple[int, int]) -> Image.Image | None:
         return None
     im = _open(p.data)
     im.draft("RGB", (want, want))
-    _load(im)
+    _load(im, p.data)
     im = im.convert("RGB")
     if p.orientation != 1:
         im = ImageOps.exif_transpose(im)

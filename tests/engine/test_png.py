@@ -1,0 +1,101 @@
+"""The fast PNG writer: exact round trips through Pillow, one strip or many."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from numpy.typing import NDArray
+from PIL import Image
+
+from clearbg.engine.png import encode_png
+from tests.conftest import PHOTOS
+
+MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
+
+
+def _pixels(width: int, height: int, channels: int) -> NDArray[np.uint8]:
+    """A real photo (tiled to the size) with noise in the low bits, so no row repeats."""
+    photo = np.asarray(Image.open(PHOTOS / "car-1.jpg").convert("RGBA"))
+    reps = (-(-height // photo.shape[0]), -(-width // photo.shape[1]), 1)
+    tiled = np.tile(photo, reps)[:height, :width, :channels]
+    noise = np.random.default_rng(channels).integers(0, 4, tiled.shape, dtype=np.uint8)
+    return np.ascontiguousarray(tiled ^ noise)
+
+
+def _decode(data: bytes) -> tuple[Image.Image, NDArray[np.uint8]]:
+    im = Image.open(io.BytesIO(data))
+    im.load()
+    return im, np.asarray(im)
+
+
+def _idat(data: bytes) -> bytes:
+    """The concatenated IDAT payloads, read chunk by chunk (checks every CRC on the way)."""
+    pos, out = 8, b""
+    while pos < len(data):
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        kind, body = data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + length]
+        (crc,) = struct.unpack(">I", data[pos + 8 + length : pos + 12 + length])
+        assert zlib.crc32(kind + body) == crc, kind
+        if kind == b"IDAT":
+            out += body
+        pos += 12 + length
+    return out
+
+
+@pytest.mark.parametrize("channels", [1, 2, 3, 4])
+@pytest.mark.parametrize(("width", "height"), [(1, 1), (7, 3), (97, 61)])
+def test_round_trips_exactly(channels: int, width: int, height: int) -> None:
+    pixels = _pixels(width, height, channels)
+    im, back = _decode(encode_png(pixels))
+    assert (im.format, im.mode, im.size) == ("PNG", MODES[channels], (width, height))
+    assert np.array_equal(back.reshape(pixels.shape), pixels)
+
+
+@pytest.mark.parametrize(
+    ("channels", "width", "height"),
+    [(1, 1024, 4500), (2, 700, 3300), (3, 600, 2600), (4, 512, 2500)],
+)
+def test_images_taller_than_one_strip_round_trip(channels: int, width: int, height: int) -> None:
+    # a strip holds about 4 MiB of raw rows: each of these needs two or three strips
+    assert width * height * channels > 4 << 20
+    pixels = _pixels(width, height, channels)
+    data = encode_png(pixels)
+    _, back = _decode(data)
+    assert np.array_equal(back.reshape(pixels.shape), pixels)
+    # zlib checks the combined Adler-32 of the joined strips
+    raw = zlib.decompress(_idat(data))
+    assert len(raw) == height * (width * channels + 1)
+
+
+def test_a_grey_image_may_be_two_dimensional() -> None:
+    pixels = _pixels(40, 30, 1)[:, :, 0]
+    im, back = _decode(encode_png(pixels))
+    assert im.mode == "L"
+    assert np.array_equal(back, pixels)
+
+
+def test_a_non_contiguous_view_is_written_as_seen() -> None:
+    pixels = _pixels(80, 60, 4)[::-2, 1::3]
+    _, back = _decode(encode_png(pixels))
+    assert np.array_equal(back, pixels)
+
+
+def test_header_says_8_bit_and_the_size() -> None:
+    data = encode_png(_pixels(33, 22, 4))
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height, depth, colour = struct.unpack(">IIBB", data[16:26])
+    assert (width, height, depth, colour) == (33, 22, 8, 6)
+    assert data.endswith(b"IEND\xae\x42\x60\x82")
+
+
+@pytest.mark.parametrize(
+    "pixels",
+    [np.zeros((4, 4, 3), np.uint16), np.zeros((4, 4, 5), np.uint8), np.zeros((4, 4), np.float32)],
+)
+def test_refuses_what_it_cannot_write(pixels: NDArray[np.generic]) -> None:
+    with pytest.raises(ValueError, match="cannot write a PNG"):
+        encode_png(pixels)  # type: ignore[arg-type]
