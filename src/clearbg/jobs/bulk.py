@@ -1,4 +1,4 @@
-"""Bulk jobs as data: create, process one image, cancel, expire. No HTTP and no queue here.
+"""Bulk jobs as data: create, process, cancel, expire. No HTTP and no queue here.
 
 Each image is charged exactly once: the ledger row's reference is ``job:<id>:<n>`` and unique,
 so an image that runs twice (a task re-queued after a crash) cannot be charged twice.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,7 +18,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from clearbg.engine import Engine, RemoveOptions
+from clearbg.engine import Cutout, Engine, RemoveOptions
+from clearbg.engine.batch import remove_many
 from clearbg.errors import ClearbgError, InsufficientCreditsError, InvalidOptionError, NotFoundError
 from clearbg.gateway import credits
 from clearbg.store.models import ApiKey, BulkImage, BulkJob, LedgerEntry, utcnow
@@ -113,44 +115,64 @@ def create_job(
     return job
 
 
-def process_image(ctx: JobContext, job_id: str, n: int) -> bool:
-    """Run one image of a job; True when the job has just finished (every image terminal)."""
+def process_job(ctx: JobContext, job_id: str) -> bool:
+    """Run every image of a job not done yet, as a pipeline; True when this call finished the
+    job. Safe to run again after a crash: done images are skipped, none is charged twice."""
     with ctx.sessions.begin() as db:
         job = db.get(BulkJob, job_id)
-        img = db.get(BulkImage, (job_id, n))
-        if job is None or img is None or img.status in TERMINAL or job.status != "processing":
+        if job is None or job.status != "processing":
             return False
-        img.status = "processing"
+        todo = db.scalars(
+            select(BulkImage.n)
+            .where(BulkImage.job_id == job_id, BulkImage.status.not_in(TERMINAL))
+            .order_by(BulkImage.n)
+        ).all()
         opts = options_from_dict(job.options)
         key_id = job.api_key_id
-    source = ctx.folder(job_id) / "in" / str(n)
+    items = [(n, _reader(ctx, job_id, n)) for n in todo]
+    results = remove_many(ctx.engine, items, opts)
     try:
-        cut = ctx.engine.remove(source.read_bytes(), opts)
-    except ClearbgError as exc:
-        return _fail(ctx, job_id, n, exc)
+        for n, outcome in results:
+            if isinstance(outcome, ClearbgError):
+                _fail(ctx, job_id, n, outcome)
+            elif not _deliver_result(ctx, job_id, n, key_id, outcome, ctx.cost(opts)):
+                break  # the job was cancelled: stop the pipeline
+    finally:
+        results.close()
+    return _settle(ctx, job_id)
+
+
+def _reader(ctx: JobContext, job_id: str, n: int) -> Callable[[], bytes]:
+    def read() -> bytes:
+        with ctx.sessions.begin() as db:
+            img = db.get(BulkImage, (job_id, n))
+            if img is not None and img.status == "queued":
+                img.status = "processing"
+        return (ctx.folder(job_id) / "in" / str(n)).read_bytes()
+
+    return read
+
+
+def _deliver_result(
+    ctx: JobContext, job_id: str, n: int, key_id: int, cut: Cutout, cost: int
+) -> bool:
+    """Store the result and charge for it in one transaction; False if the job is cancelled."""
     out = ctx.folder(job_id) / "out" / f"{n}.{cut.extension}"
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".part")
     tmp.write_bytes(cut.data)
     os.replace(tmp, out)
-    cost = ctx.cost(opts)
     try:
         with ctx.sessions.begin() as db:
             key = db.get(ApiKey, key_id)
+            job = db.get(BulkJob, job_id)
             img = db.get(BulkImage, (job_id, n))
-            assert key is not None and img is not None
-            if img.status in TERMINAL:  # cancelled meanwhile: not delivered, not charged
-                out.unlink(missing_ok=True)
+            assert key is not None and img is not None and job is not None
+            if job.status != "processing" or img.status in TERMINAL:
+                out.unlink(missing_ok=True)  # cancelled meanwhile: not delivered, not charged
                 return False
             credits.charge(db, key, cost, reference=f"job:{job_id}:{n}")
-            _deliver(
-                img,
-                cut.media_type,
-                cut.width,
-                cut.height,
-                len(cut.data),
-                0 if key.unlimited else cost,
-            )
+            _deliver(img, cut, 0 if key.unlimited else cost)
     except IntegrityError:  # charged by an earlier run of this same image: deliver, not charge
         with ctx.sessions.begin() as db:
             img = db.get(BulkImage, (job_id, n))
@@ -158,25 +180,24 @@ def process_image(ctx: JobContext, job_id: str, n: int) -> bool:
                 select(LedgerEntry.amount_cents).where(LedgerEntry.reference == f"job:{job_id}:{n}")
             )
             assert img is not None
-            _deliver(img, cut.media_type, cut.width, cut.height, len(cut.data), -(charged or 0))
+            _deliver(img, cut, -(charged or 0))
     except InsufficientCreditsError as exc:
         out.unlink(missing_ok=True)
-        return _fail(ctx, job_id, n, exc)
-    return _settle(ctx, job_id)
+        _fail(ctx, job_id, n, exc)
+    return True
 
 
-def _deliver(img: BulkImage, media: str, w: int, h: int, size: int, cents: int) -> None:
-    img.status, img.media_type, img.width, img.height, img.size = "done", media, w, h, size
-    img.credits_cents = cents
+def _deliver(img: BulkImage, cut: Cutout, cents: int) -> None:
+    img.status, img.media_type, img.size = "done", cut.media_type, len(cut.data)
+    img.width, img.height, img.credits_cents = cut.width, cut.height, cents
     img.error_code = img.error = None
 
 
-def _fail(ctx: JobContext, job_id: str, n: int, exc: ClearbgError) -> bool:
+def _fail(ctx: JobContext, job_id: str, n: int, exc: ClearbgError) -> None:
     with ctx.sessions.begin() as db:
         img = db.get(BulkImage, (job_id, n))
         if img is not None and img.status not in TERMINAL:
             img.status, img.error_code, img.error = "failed", exc.code, exc.message
-    return _settle(ctx, job_id)
 
 
 def _settle(ctx: JobContext, job_id: str) -> bool:
@@ -193,16 +214,13 @@ def _settle(ctx: JobContext, job_id: str) -> bool:
         return True
 
 
-def pending_images(ctx: JobContext) -> list[tuple[str, int]]:
-    """Images of unfinished jobs that are not done: to queue again after a restart."""
+def unfinished_jobs(ctx: JobContext) -> list[str]:
+    """Jobs still processing: to queue again after a restart."""
     with ctx.sessions() as db:
-        rows = db.execute(
-            select(BulkImage.job_id, BulkImage.n)
-            .join(BulkJob, BulkJob.id == BulkImage.job_id)
-            .where(BulkJob.status == "processing", BulkImage.status.in_(("queued", "processing")))
-            .order_by(BulkJob.created_at, BulkImage.n)
+        rows = db.scalars(
+            select(BulkJob.id).where(BulkJob.status == "processing").order_by(BulkJob.created_at)
         ).all()
-    return [(str(j), int(n)) for j, n in rows]
+    return [str(j) for j in rows]
 
 
 def get_job(db: Session, key: ApiKey, job_id: str) -> BulkJob:

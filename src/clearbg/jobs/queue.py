@@ -51,9 +51,9 @@ class JobQueue:
         self._consumer: Any = None
         huey = self.huey
 
-        @huey.task(name="clearbg.process_image")
-        def process_image(job_id: str, n: int) -> None:
-            if bulk.process_image(ctx, job_id, n):
+        @huey.task(name="clearbg.process_job")
+        def process_job(job_id: str) -> None:
+            if bulk.process_job(ctx, job_id):
                 self._callback_task(job_id)
 
         @huey.task(
@@ -69,12 +69,11 @@ class JobQueue:
         def expire() -> None:
             bulk.expire_jobs(ctx)
 
-        self._process: Callable[[str, int], Any] = process_image
+        self._process: Callable[[str], Any] = process_job
         self._callback_task: Callable[[str], Any] = callback
 
-    def enqueue(self, job_id: str, count: int) -> None:
-        for n in range(count):
-            self._process(job_id, n)
+    def enqueue(self, job_id: str) -> None:
+        self._process(job_id)
 
     def pending(self) -> int:
         return int(self.huey.pending_count())
@@ -108,8 +107,8 @@ class JobQueue:
         if isinstance(self.huey, SqliteHuey):
             # one process owns this queue: the database is the truth, the queue is rebuilt
             self.huey.flush()
-            for job_id, n in bulk.pending_images(self.ctx):
-                self._process(job_id, n)
+            for job_id in bulk.unfinished_jobs(self.ctx):
+                self._process(job_id)
         self._consumer = _EmbeddedConsumer(
             self.huey,
             workers=self.settings.jobs.workers,

@@ -117,7 +117,7 @@ async def create_bulk(
     job = await anyio.to_thread.run_sync(
         lambda: bulk.create_job(queue.ctx, who.key, uploads, opts, callback_url or None)
     )
-    queue.enqueue(job.id, job.image_count)
+    queue.enqueue(job.id)
     return JSONResponse(
         {"job_id": job.id, "status": job.status, "image_count": job.image_count},
         status_code=202,
