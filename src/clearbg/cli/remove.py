@@ -9,12 +9,11 @@ decoding and encoding overlap inference.
 
 from __future__ import annotations
 
+import functools
 import glob
 import os
 import sys
 import tempfile
-from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,7 +25,6 @@ from clearbg.errors import ClearbgError, InputError, OutputError
 
 if TYPE_CHECKING:
     from clearbg.engine import Engine, RemoveOptions
-    from clearbg.engine.pipeline import Decoded, MaskResult
 
 IMAGE_SUFFIXES = frozenset(
     {
@@ -46,7 +44,6 @@ IMAGE_SUFFIXES = frozenset(
     }
 )
 STDIO = "-"
-_LOOKAHEAD = 2  # photos decoded (or encoded) ahead of the model: bounds memory
 
 
 @dataclass(frozen=True)
@@ -236,13 +233,10 @@ def _run_one(engine: Engine, job: Job, opts: RemoveOptions) -> list[ClearbgError
 def _run_many(
     engine: Engine, jobs: list[Job], opts: RemoveOptions, quiet: bool
 ) -> list[ClearbgError]:
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TaskID,
-        TimeRemainingColumn,
-    )
+    """Many photos through the engine's pipeline (decode ahead, encode behind), with a bar."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from clearbg.engine.batch import remove_many
 
     failures: list[ClearbgError] = []
     progress = Progress(
@@ -253,49 +247,16 @@ def _run_many(
         disable=quiet,
         transient=False,
     )
-
-    def load(job: Job) -> Decoded:
-        return engine.decode(_read(job.source), opts.model)
-
-    def store(job: Job, result: MaskResult) -> None:
-        _write(job.dest, engine.finish(result, opts).data)
-
-    def settle(job: Job, fut: Future[None], task: TaskID) -> None:
-        try:
-            fut.result()
-        except ClearbgError as exc:
-            _report(job, exc)
-            failures.append(exc)
-        progress.advance(task)
-
-    with (
-        progress,
-        ThreadPoolExecutor(1, "clearbg-read") as reader,
-        ThreadPoolExecutor(1, "clearbg-write") as writer,
-    ):
+    items = [(job, functools.partial(_read, job.source)) for job in jobs]
+    with progress:
         task = progress.add_task("removing backgrounds", total=len(jobs))
-        decoding: deque[tuple[Job, Future[Decoded]]] = deque()
-        writing: deque[tuple[Job, Future[None]]] = deque()
-        pending = iter(jobs)
-        for job in pending:
-            decoding.append((job, reader.submit(load, job)))
-            if len(decoding) >= _LOOKAHEAD:
-                break
-        while decoding:
-            job, fut = decoding.popleft()
-            nxt = next(pending, None)
-            if nxt is not None:
-                decoding.append((nxt, reader.submit(load, nxt)))
+        for job, outcome in remove_many(engine, items, opts):
             try:
-                result = engine.predict(fut.result())
+                if isinstance(outcome, ClearbgError):
+                    raise outcome
+                _write(job.dest, outcome.data)
             except ClearbgError as exc:
                 _report(job, exc)
                 failures.append(exc)
-                progress.advance(task)
-                continue
-            writing.append((job, writer.submit(store, job, result)))
-            while len(writing) > _LOOKAHEAD:
-                settle(*writing.popleft(), task)
-        while writing:
-            settle(*writing.popleft(), task)
+            progress.advance(task)
     return failures
