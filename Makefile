@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 DATA   ?= ../shared/data
 PHOTO  ?= $(DATA)/photos/animal-1.jpg
 
-.PHONY: setup run test lint eval bench clean
+.PHONY: setup run demo test lint eval bench clean
 
 $(BIN)/clearbg: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,11 +15,15 @@ $(BIN)/clearbg: pyproject.toml
 
 setup: $(BIN)/clearbg
 
-# Runs ClearBG on its embedded defaults: fetches the default model and cuts out a photo.
+# Runs ClearBG on its embedded defaults (SQLite, ./data, Huey on SQLite, engine in process).
 run: setup
 	$(BIN)/clearbg models pull u2net
+	$(BIN)/clearbg serve
+
+# A cut-out of one photo with the command line, into out/.
+demo: setup
+	$(BIN)/clearbg models pull u2net
 	$(BIN)/clearbg remove $(PHOTO) -o out/$(notdir $(basename $(PHOTO))).png
-	@echo "wrote out/$(notdir $(basename $(PHOTO))).png"
 
 test: setup
 	$(BIN)/clearbg models pull u2netp
