@@ -95,7 +95,24 @@ def plan(inputs: tuple[str, ...], output: str | None, fmt: str) -> list[Job]:
     folder = Path(output)
     if folder.exists() and not folder.is_dir():
         raise click.UsageError(f"-o {output}: exists and is not a folder")
-    return [Job(src, str(folder / f"{Path(src).stem}.{fmt}")) for src in sources]
+    names = _names(sources, fmt)
+    return [Job(src, str(folder / name)) for src, name in zip(sources, names, strict=True)]
+
+
+def _names(sources: list[str], fmt: str) -> list[str]:
+    """``<stem>.<fmt>`` for each source; ``<stem>-2.<fmt>``... when stems repeat (a.jpg, a.png,
+    x/a.jpg), so no result overwrites another."""
+    used: set[str] = set()
+    names = []
+    for src in sources:
+        stem, n = Path(src).stem, 1
+        name = f"{stem}.{fmt}"
+        while name.lower() in used:
+            n += 1
+            name = f"{stem}-{n}.{fmt}"
+        used.add(name.lower())
+        names.append(name)
+    return names
 
 
 def _read(source: str) -> bytes:

@@ -125,7 +125,8 @@ def _open(data: bytes) -> Image.Image:
 def _cut_short(data: bytes) -> bool:
     """Whether the file visibly ends early (asked only after the decoder failed)."""
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return len(data) < 8 + struct.unpack("<I", data[4:8])[0]
+        (riff_size,) = struct.unpack("<I", data[4:8])
+        return len(data) < 8 + int(riff_size)
     if data[:8] == b"\x89PNG\r\n\x1a\n":
         return b"IEND" not in data[-12:]
     if data[:2] == b"\xff\xd8":
