@@ -277,7 +277,9 @@ def test_models_list_shows_every_model_and_its_state(model_env: dict[str, str]) 
     assert f"cache: {model_env['CLEARBG_ENGINE__MODEL_DIR']}" in result.output
 
 
-def test_models_verify_checks_the_files(model_env: dict[str, str]) -> None:
+def test_models_verify_checks_the_files(
+    model_env: dict[str, str], engine_settings: EngineSettings
+) -> None:
     ok = run(["models", "verify"], model_env)
     assert (ok.exit_code, ok.output) == (0, "u2netp: ok\n")
     listed = run(["models", "list"], model_env)
@@ -290,6 +292,15 @@ def test_models_verify_checks_the_files(model_env: dict[str, str]) -> None:
     bad = run(["models", "verify", "u2netp"], model_env)
     assert bad.exit_code == 4
     assert "[model_corrupt]" in bad.stderr
+
+    # one corrupt model does not stop the others from being checked
+    own = Path(model_env["CLEARBG_ENGINE__MODEL_DIR"]).parent / "own.onnx"
+    shutil.copyfile(engine_settings.model_dir / "u2netp.onnx", own)
+    assert run(["models", "add", "mine", str(own), "--family", "u2net"], model_env).exit_code == 0
+    both = run(["models", "verify"], model_env)
+    assert both.exit_code == 4
+    assert both.stdout == "mine: ok\n"
+    assert both.stderr.startswith("u2netp: [model_corrupt]")
 
     missing = run(["models", "verify", "u2net"], model_env)
     assert missing.exit_code == 4

@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.server
 import shutil
 import socket
+import stat
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -125,6 +126,7 @@ def test_register_a_users_own_onnx_file_and_use_it(
     assert (spec.sha256, spec.size) == (U2NETP.sha256, U2NETP.size)
     assert spec.input_name == "input.1"
     assert (model_dir / "my-model.onnx").is_file()
+    assert stat.S_IMODE((model_dir / "my-model.onnx").stat().st_mode) == 0o644
     assert leftovers(model_dir) == []
 
     # a new store (another process) finds it in the registry file
@@ -273,6 +275,8 @@ def test_pull_moves_on_from_a_bad_source_to_a_good_one(
     assert path == model_dir / "remote.onnx"
     assert path.stat().st_size == U2NETP.size
     assert store.state(store.spec("remote")).verified
+    # readable by the service's user, not only by whoever pulled it
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
     assert leftovers(model_dir) == []
 
 

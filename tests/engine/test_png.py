@@ -5,13 +5,14 @@ from __future__ import annotations
 import io
 import struct
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 from numpy.typing import NDArray
 from PIL import Image
 
-from clearbg.engine.png import encode_png
+from clearbg.engine.png import encode_png, encode_png_rows
 from tests.conftest import PHOTOS
 
 MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
@@ -69,6 +70,17 @@ def test_images_taller_than_one_strip_round_trip(channels: int, width: int, heig
     # zlib checks the combined Adler-32 of the joined strips
     raw = zlib.decompress(_idat(data))
     assert len(raw) == height * (width * channels + 1)
+
+
+@pytest.mark.parametrize("channels", [1, 3, 4])
+def test_strips_compressed_in_parallel_give_the_same_file(channels: int) -> None:
+    pixels = _pixels(800, 3000, channels)
+    with ThreadPoolExecutor(2) as pool:
+        parallel = encode_png(pixels, executor=pool)
+        by_rows = encode_png_rows(800, 3000, channels, lambda y0, y1: pixels[y0:y1], executor=pool)
+    assert parallel == encode_png(pixels) == by_rows
+    _, back = _decode(parallel)
+    assert np.array_equal(back.reshape(pixels.shape), pixels)
 
 
 def test_a_grey_image_may_be_two_dimensional() -> None:

@@ -63,12 +63,17 @@ def verify(names: tuple[str, ...]) -> None:
     """Hash cached models against their checksums (all downloaded ones if no name)."""
     store = _store()
     chosen = list(names) or [s.name for s in store.specs() if store.state(s).present]
-    for name in chosen:
+    failures: list[ClearbgError] = []
+    for name in chosen:  # check every one, then fail with the first error
         try:
             store.verify(name)
         except ClearbgError as exc:
-            fail(exc)
+            click.echo(f"{name}: [{exc.code}] {exc.message}", err=True)
+            failures.append(exc)
+            continue
         click.echo(f"{name}: ok")
+    if failures:
+        click.get_current_context().exit(failures[0].exit_code)
 
 
 @models.command()

@@ -388,6 +388,9 @@ class ModelStore:
 
     def _tmp_path(self, name: str) -> Path:
         fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=self.model_dir)
+        # mkstemp makes the file private (0600): a model pulled by an admin must stay readable
+        # by the service's own user
+        os.fchmod(fd, 0o644)
         os.close(fd)
         return Path(tmp)
 
