@@ -109,6 +109,13 @@ def test_stdin_to_stdout(env: dict[str, str], photos: Path) -> None:
     assert min(corner) >= 245  # JPEG's background is white
 
 
+def test_the_output_files_extension_chooses_the_format(env: dict[str, str], photos: Path) -> None:
+    out = photos / "cut.JPG"
+    result = run(["remove", str(photos / "car.jpg"), "-o", str(out), "-m", "u2netp"], env)
+    assert result.exit_code == 0, result.output
+    assert (image(out).format, image(out).mode) == ("JPEG", "RGB")
+
+
 def test_options_are_passed_through_to_the_engine(
     env: dict[str, str], photos: Path, tmp_path: Path
 ) -> None:

@@ -7,6 +7,7 @@ the options are applied to that result with ``Engine.finish``, the same call ``r
 from __future__ import annotations
 
 import io
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 import numpy as np
@@ -361,6 +362,22 @@ def test_input_alpha_is_multiplied_into_the_output_alpha(
     assert (alpha[:, :80] == 0).all()
     assert np.abs(alpha[:, 80:160] - (model[:, 80:160] * 128 + 127) // 255).max() <= 1
     assert np.array_equal(alpha[:, 160:], model[:, 160:])
+
+
+# -- threads -----------------------------------------------------------------------------------
+
+
+def test_one_engine_serves_many_threads_at_once(engine: Engine, car_mask: MaskResult) -> None:
+    asks = [
+        RemoveOptions(),
+        RemoveOptions(format="webp", crop=True),
+        RemoveOptions.parse(bg_color="navy", format="jpg"),
+        RemoveOptions(channels="alpha", size="preview"),
+    ] * 3
+    alone = [engine.finish(car_mask, opts).data for opts in asks]
+    with ThreadPoolExecutor(6) as pool:
+        together = list(pool.map(lambda opts: engine.finish(car_mask, opts).data, asks))
+    assert together == alone
 
 
 # -- refusals ----------------------------------------------------------------------------------

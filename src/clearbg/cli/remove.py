@@ -157,8 +157,8 @@ def _write(dest: str, data: bytes) -> None:
     "--format",
     "fmt",
     type=click.Choice(["png", "jpg", "jpeg", "webp"]),
-    default="png",
-    show_default=True,
+    default=None,
+    help="Output format  [default: the -o file's extension, else png]",
 )
 @click.option("-b", "--bg-color", help="Background colour: #RGB, #RRGGBB, #RRGGBBAA or a CSS name.")
 @click.option(
@@ -188,7 +188,7 @@ def remove(
     output: str | None,
     model: str | None,
     size: str,
-    fmt: str,
+    fmt: str | None,
     bg_color: str | None,
     channels: str,
     crop: bool,
@@ -205,7 +205,7 @@ def remove(
         opts = RemoveOptions.parse(
             model=model,
             size=size,
-            format=fmt,
+            format=fmt or _format_of(output),
             bg_color=bg_color,
             channels=channels,
             crop=crop,
@@ -232,6 +232,14 @@ def remove(
         engine.close()
     if failures:
         sys.exit(failures[0].exit_code)
+
+
+def _format_of(output: str | None) -> str:
+    """The format an output file's name asks for (``-o cut.webp``); png otherwise."""
+    if not output or output == STDIO or os.path.isdir(output):
+        return "png"
+    suffix = Path(output).suffix.lower().lstrip(".")
+    return suffix if suffix in ("png", "jpg", "jpeg", "webp") else "png"
 
 
 def _report(job: Job, exc: ClearbgError) -> None:
