@@ -99,13 +99,20 @@ def test_each_format_decodes_to_the_photos_pixels(photo: Image.Image, name: str)
     assert mean_error(px.rgb, rgb_of(photo)) <= tolerance
 
 
-def test_gif_gives_its_first_frame(photo: Image.Image) -> None:
+@pytest.mark.parametrize(
+    ("fmt", "params"),
+    [("GIF", {"duration": 100}), ("WEBP", {"lossless": True, "duration": 100}), ("TIFF", {})],
+)
+def test_an_animation_or_multi_page_file_gives_its_first_frame(
+    photo: Image.Image, fmt: str, params: dict[str, object]
+) -> None:
     second = ImageOps.mirror(photo)
-    data = save(photo, "GIF", save_all=True, append_images=[second], duration=100)
+    data = save(photo, fmt, save_all=True, append_images=[second], **params)
+    assert getattr(Image.open(io.BytesIO(data)), "n_frames", 1) == 2
     px = load(data)
     assert px.rgb.shape == (90, 120, 3)
     first_err = mean_error(px.rgb, rgb_of(photo))
-    assert first_err < 4.0  # a 256-colour palette
+    assert first_err < 4.0  # GIF: a 256-colour palette
     assert first_err < mean_error(px.rgb, rgb_of(second)) / 3
 
 
@@ -323,6 +330,21 @@ def corrupt(data: bytes, start: int, length: int, fill: int) -> bytes:
     return bytes(out)
 
 
+def psd(im: Image.Image) -> bytes:
+    """A Photoshop file of the photo (Pillow reads PSD but cannot write it)."""
+    a = np.asarray(im.convert("RGB"))
+    h, w, c = a.shape
+    head = b"8BPS" + struct.pack(">H6xHIIHH", 1, c, h, w, 8, 3)
+    sections = struct.pack(">III", 0, 0, 0)  # no colour data, resources or layers
+    return head + sections + struct.pack(">H", 0) + a.transpose(2, 0, 1).tobytes()
+
+
+def test_the_psd_maker_writes_a_file_pillow_reads(photo: Image.Image) -> None:
+    im = Image.open(io.BytesIO(psd(photo)))
+    assert (im.format, im.size) == ("PSD", (120, 90))
+    assert np.array_equal(np.asarray(im.convert("RGB")), np.asarray(photo))
+
+
 BAD: dict[str, tuple[Callable[[Image.Image], bytes], type[ImageError]]] = {
     "empty": (lambda im: b"", EmptyImageError),
     "text": (lambda im: b"name,price\nwidget,3\n", NotAnImageError),
@@ -339,6 +361,8 @@ BAD: dict[str, tuple[Callable[[Image.Image], bytes], type[ImageError]]] = {
     "tga": (lambda im: save(im, "TGA"), UnsupportedFormatError),
     "pcx": (lambda im: save(im, "PCX"), UnsupportedFormatError),
     "ppm": (lambda im: save(im, "PPM"), UnsupportedFormatError),
+    "psd": (psd, UnsupportedFormatError),
+    "eps": (lambda im: save(im, "EPS"), UnsupportedFormatError),  # never handed to Ghostscript
 }
 
 
