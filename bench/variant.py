@@ -237,6 +237,49 @@ def _timed(fn: Callable[[], None]) -> float:
     return time.perf_counter() - t0
 
 
+def fake_quant_weights(model: onnx.ModelProto, convs: set[str]) -> onnx.ModelProto:
+    """A copy whose named Convs have int8 per-channel (symmetric) rounded fp32 weights."""
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    inits = {t.name: t for t in m.graph.initializer}
+    for n in m.graph.node:
+        if n.op_type == "Conv" and n.name in convs and n.input[1] in inits:
+            t = inits[n.input[1]]
+            w = onnx.numpy_helper.to_array(t)
+            scale = np.abs(w).reshape(w.shape[0], -1).max(axis=1) / 127
+            scale[scale == 0] = 1
+            scale = scale.reshape(-1, *([1] * (w.ndim - 1)))
+            q = np.clip(np.round(w / scale), -127, 127) * scale
+            t.CopyFrom(onnx.numpy_helper.from_array(q.astype(np.float32), t.name))
+    return m
+
+
+def sensitive_convs(pre: Path, input_name: str, xs: list[Tensor], floor: float = 0.98) -> list[str]:
+    """Convs whose int8 weights alone move the mask (IoU < floor on ``xs``), by bisection."""
+    model = onnx.load(str(pre))
+    so = session_options()()
+
+    def masks(m: onnx.ModelProto) -> list[NDArray[np.bool_]]:
+        s = ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
+        return [minmax(s.run(None, {input_name: x})[0][0, 0]) > 0.5 for x in xs]
+
+    ref = masks(model)
+
+    def ok(group: list[str]) -> bool:
+        got = masks(fake_quant_weights(model, set(group)))
+        return min(iou(a, b) for a, b in zip(got, ref, strict=True)) >= floor
+
+    def search(group: list[str]) -> list[str]:
+        if ok(group):
+            return []
+        if len(group) == 1:
+            return group
+        half = len(group) // 2
+        return search(group[:half]) + search(group[half:])
+
+    return search([n.name for n in model.graph.node if n.op_type == "Conv"])
+
+
 def build_variants(
     spec: ModelSpec, src: Path, calib: Callable[[], list[Tensor]], rebuild: bool
 ) -> list[Variant]:
@@ -287,7 +330,15 @@ def build_variants(
     cache = out / "calib-minmax.json"
     tensors: list[Tensor] = []
 
-    def static(fmt: Any, act: Any, wt: Any, dest: Path) -> float:
+    sens_file = out / "sensitive.json"
+    if need(sens_file):
+        tensors = calib()
+        t0 = time.perf_counter()
+        sens_file.write_text(json.dumps(sensitive_convs(pre, spec.input_name, tensors[:2])))
+        pre_s += time.perf_counter() - t0
+    sensitive: list[str] = json.loads(sens_file.read_text())
+
+    def static(fmt: Any, act: Any, wt: Any, dest: Path, exclude: list[str]) -> float:
         if not need(dest):
             return 0.0
         nonlocal tensors
@@ -305,21 +356,25 @@ def build_variants(
                 per_channel=True,
                 reduce_range=False,  # VNNI: no u8 x s8 overflow, so the full range is safe
                 calibrate_method=CalibrationMethod.MinMax,
+                nodes_to_exclude=exclude,
                 calibration_cache_path=str(cache),
                 extra_options={"CalibMaxIntermediateOutputs": 8},
             )
         )
 
     u8, s8 = QuantType.QUInt8, QuantType.QInt8
-    for label, fmt, act in (
-        ("int8 QDQ u8s8", QuantFormat.QDQ, u8),
-        ("int8 QOp u8s8", QuantFormat.QOperator, u8),
-        ("int8 QDQ s8s8", QuantFormat.QDQ, s8),
+    fp32_convs = f"per-channel, MinMax, fp32: {', '.join(sensitive) or 'none'}"
+    for label, fmt, act, exclude, note in (
+        ("int8 QDQ u8s8", QuantFormat.QDQ, u8, [], "per-channel, MinMax, all Convs"),
+        ("int8 QOp u8s8", QuantFormat.QOperator, u8, [], "per-channel, MinMax, all Convs"),
+        ("int8 QDQ s8s8", QuantFormat.QDQ, s8, [], "per-channel, MinMax, all Convs"),
+        ("int8 QDQ mixed", QuantFormat.QDQ, u8, sensitive, fp32_convs),
+        ("int8 QOp mixed", QuantFormat.QOperator, u8, sensitive, fp32_convs),
     ):
         dest = out / (label.replace(" ", "-") + ".onnx")
         first = not cache.is_file()
-        b = static(fmt, act, s8, dest) + (pre_s if first else 0.0)
-        vs.append(Variant(label, "model", dest, session_options(), "per-channel, MinMax", b))
+        b = static(fmt, act, s8, dest, exclude) + (pre_s if first else 0.0)
+        vs.append(Variant(label, "model", dest, session_options(), note, b))
 
     dyn = out / "int8-dynamic.onnx"
     b = 0.0
