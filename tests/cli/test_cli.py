@@ -181,8 +181,10 @@ def test_a_folder_takes_its_images_and_names_never_clash(
     (photos / "girl.png").rename(photos / "car.png")  # the same stem as car.jpg
     (photos / "readme.txt").write_text("skip me")
     out_dir = tmp_path / "out"
-    result = run(["remove", str(photos), "-o", str(out_dir), "-m", "u2netp", "-q"], env)
+    result = run(["remove", str(photos), "-o", str(out_dir), "-m", "u2netp"], env)
     assert result.exit_code == 0, result.output
+    assert result.stdout == ""  # the progress bar goes to stderr
+    assert "2/2" in result.stderr
     names = sorted(p.name for p in out_dir.iterdir())
     assert names == ["car-2.png", "car.png"]
     sizes = {image(out_dir / n).size for n in ("car.png", "car-2.png")}

@@ -259,6 +259,7 @@ def _run_many(
     engine: Engine, jobs: list[Job], opts: RemoveOptions, quiet: bool
 ) -> list[ClearbgError]:
     """Many photos through the engine's pipeline (decode ahead, encode behind), with a bar."""
+    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     from clearbg.engine.batch import remove_many
@@ -269,6 +270,7 @@ def _run_many(
         BarColumn(),
         MofNCompleteColumn(),
         TimeRemainingColumn(),
+        console=Console(stderr=True),  # stdout stays free for results and pipes
         disable=quiet,
         transient=False,
     )
