@@ -78,6 +78,7 @@ def test_help_lists_the_commands(env: dict[str, str]) -> None:
     for command in ("remove", "models"):
         assert f"  {command} " in out
     assert "Remove the background of photos." in out
+    assert script(["--version"], env).stdout.decode().startswith("clearbg, version ")
     remove_help = run(["remove", "--help"], env)
     assert remove_help.exit_code == 0
     for option in ("--output", "--model", "--size", "--format", "--bg-color", "--crop-margin"):
@@ -345,3 +346,9 @@ def test_models_add_registers_a_users_file_and_remove_uses_it(
     result = run(["remove", str(photos / "car.jpg"), "-o", str(out), "-m", "mine"], model_env)
     assert result.exit_code == 0, result.output
     assert image(out).size == (160, 120)
+
+    # a registered model has no source to pull it from again
+    (Path(model_env["CLEARBG_ENGINE__MODEL_DIR"]) / "mine.onnx").unlink()
+    pulled = run(["models", "pull", "mine"], model_env)
+    assert pulled.exit_code == 4
+    assert "[model_missing]" in pulled.stderr and "register" in pulled.stderr
