@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import os
 import platform
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,23 +66,35 @@ class ChildRun:
 
 
 def run_child(cmd: list[str], env: dict[str, str], log: Path) -> ChildRun:
-    """Run ``cmd`` to completion; its wall time and its own peak RSS (``os.wait4``)."""
+    """Run ``cmd`` to completion through ``measure.py``: its wall time and its own peak RSS."""
+    result = log.with_suffix(".result.json")
+    result.unlink(missing_ok=True)
     with log.open("ab") as out:
         out.write(f"$ {' '.join(cmd)}\n".encode())
         out.flush()
-        t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=env)
-        killer = threading.Timer(CHILD_TIMEOUT, proc.kill)
-        killer.start()
+        launcher = [sys.executable, str(HERE / "measure.py"), str(result), "--", *cmd]
+        proc = subprocess.Popen(
+            launcher,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=out,
+            env=env,
+            start_new_session=True,  # its own process group, so a timeout ends all of it
+        )
         try:
-            _, status, usage = os.wait4(proc.pid, 0)
-        finally:
-            killer.cancel()
-        seconds = time.perf_counter() - t0
-    proc.returncode = code = os.waitstatus_to_exitcode(status)
-    if code != 0:
-        raise BenchError(f"{' '.join(cmd)} exited {code}; see {log}")
-    return ChildRun(seconds, usage.ru_maxrss / 1024, code)
+            proc.wait(timeout=CHILD_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            raise BenchError(
+                f"{' '.join(cmd)} took over {CHILD_TIMEOUT:.0f} s; see {log}"
+            ) from None
+    if proc.returncode != 0 or not result.exists():
+        raise BenchError(f"cannot measure {' '.join(cmd)}; see {log}")
+    got = json.loads(result.read_text())
+    if got["code"] != 0:
+        raise BenchError(f"{' '.join(cmd)} exited {got['code']}; see {log}")
+    return ChildRun(float(got["seconds"]), got["max_rss_kib"] / 1024, int(got["code"]))
 
 
 def med(xs: list[float]) -> float:
@@ -176,13 +189,14 @@ class Bench:
         self.engine.remove(warm.read_bytes(), self.opts)
         self.worker.ask(op="e2e", path=str(warm))
         head = (
-            f"  {'photo':22} {'MP':>5} | {'ours s':>6} {'/raw':>5} {'+ms':>5} |"
-            f" {'rembg s':>7} {'/raw':>5} {'+ms':>5} | {'x faster':>8} | {'parity':>7}"
+            f"  {'photo':20} {'MP':>5} | {'ours s':>6} {'/raw':>5} {'/inf':>5} {'+ms':>5} |"
+            f" {'rembg s':>7} {'/raw':>5} {'/inf':>5} {'+ms':>5} | {'faster':>6} | {'parity':>6}"
         )
         print(head)
         print("  " + "-" * (len(head) - 2))
         small_ratios: list[float] = []
-        large_ratio = 0.0
+        large_ratio = large_inf = 0.0
+        small_inf: list[float] = []
         parities: list[tuple[str, float]] = []
         breakdown: dict[str, dict[str, float]] = {}
         for photo in self.photos:
@@ -218,18 +232,22 @@ class Bench:
             ro, rt = o / self.raw_ours, t / self.raw_rembg
             plus_o = med([x - y for x, y in zip(ours_t, ours_inf, strict=True)]) * 1000
             plus_t = med([x - y for x, y in zip(theirs_t, theirs_inf, strict=True)]) * 1000
+            io = med([x / y for x, y in zip(ours_t, ours_inf, strict=True)])
+            it = med([x / y for x, y in zip(theirs_t, theirs_inf, strict=True)])
             if photo == self.large:
-                large_ratio = ro
+                large_ratio, large_inf = ro, io
             elif mp <= SMALL_MP:
                 small_ratios.append(ro)
+                small_inf.append(io)
             breakdown[photo.name] = {k: med([t[k] for t in stages]) for k in stages[0]}
             print(
-                f"  {photo.name[:22]:22} {mp:5.2f} | {o:6.3f} {ro:5.2f} {plus_o:5.0f} |"
-                f" {t:7.3f} {rt:5.2f} {plus_t:5.0f} | {t / o:8.2f} | {mad:7.4f}",
+                f"  {photo.name[:20]:20} {mp:5.2f} | {o:6.3f} {ro:5.2f} {io:5.2f} {plus_o:5.0f} |"
+                f" {t:7.3f} {rt:5.2f} {it:5.2f} {plus_t:5.0f} | {t / o:6.2f} | {mad:6.4f}",
                 flush=True,
             )
-        print("  (/raw: median e2e over median raw session.run; +ms: e2e minus the run's own")
-        print("   inference, median; parity: mean |alpha ours - alpha rembg|, 0..1)")
+        print("  (/raw: median e2e / median raw session.run above; /inf and +ms: e2e over and")
+        print("   minus the session.run inside the same call, medians (steadier on a busy")
+        print("   machine); faster: rembg e2e / ours; parity: mean |alpha ours - rembg's|, 0..1)")
         biggest_small = max((p for p in self.photos if p != self.large), key=megapixels)
         for photo in (biggest_small, self.large):
             parts = ", ".join(f"{k} {v * 1000:.0f}" for k, v in breakdown[photo.name].items())
@@ -241,13 +259,16 @@ class Bench:
             f"worst {worst:.2f}, median {med(small_ratios):.2f}",
             worst <= TARGET_SMALL,
         )
-        print(f"  photos <= {SMALL_MP:g} MP: worst e2e/raw {worst:.2f}  [{verdict}]")
+        print(
+            f"  photos <= {SMALL_MP:g} MP: worst e2e/raw {worst:.2f} (/inf {max(small_inf):.2f})"
+            f"  [{verdict}]"
+        )
         verdict = v.add(
             f"{self.large.name}: e2e/raw <= {TARGET_LARGE}",
             f"{large_ratio:.2f}",
             large_ratio <= TARGET_LARGE,
         )
-        print(f"  {self.large.name} e2e/raw {large_ratio:.2f}  [{verdict}]")
+        print(f"  {self.large.name} e2e/raw {large_ratio:.2f} (/inf {large_inf:.2f})  [{verdict}]")
         name, worst_mad = max(parities, key=lambda p: p[1])
         fails = [n for n, m in parities if m > TARGET_PARITY]
         verdict = v.add(
@@ -328,15 +349,15 @@ class Bench:
         rembg_cmd[4], rembg_cmd[5] = str(small), str(root / "rembg-small.png")
         ours_small = run_child(ours_cmd, self.child_env, log)
         theirs_small = run_child(rembg_cmd, self.rembg.environ(self.child_env), log)
-        print(
-            f"  with {small.name} ({megapixels(small):.2f} MP) instead: clearbg"
-            f" {ours_small.max_rss_mb:.0f} MiB, rembg {theirs_small.max_rss_mb:.0f} MiB"
-        )
         gb = ours.max_rss_mb * 1024 * 1024 / 1e9
         print(
             f"  clearbg remove: {ours.max_rss_mb:6.0f} MiB  ({gb:.2f} GB)  in {ours.seconds:.2f} s"
         )
         print(f"  rembg i:        {theirs.max_rss_mb:6.0f} MiB  in {theirs.seconds:.2f} s")
+        print(
+            f"  with {small.name} ({megapixels(small):.2f} MP) instead: clearbg"
+            f" {ours_small.max_rss_mb:.0f} MiB, rembg {theirs_small.max_rss_mb:.0f} MiB"
+        )
         verdict = self.verdicts.add(
             f"peak RSS (u2net + 24 MP) <= {TARGET_RSS_GB} GB", f"{gb:.2f} GB", gb <= TARGET_RSS_GB
         )
