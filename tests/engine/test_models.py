@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.server
+import json
 import shutil
 import socket
 import stat
@@ -149,6 +150,29 @@ def test_register_a_users_own_onnx_file_and_use_it(
     finally:
         reference.close()
     assert np.allclose(mask, expected, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "registry",
+    [
+        "{not json",
+        '{"a": "dict"}',
+        '["a string"]',
+        '[{"name": "nosum", "family": "u2net", "size": 1}]',
+        '[{"name": "../../etc/evil", "family": "u2net", "sha256": "00", "size": 1}]',
+        '[{"name": "big", "family": "u2net", "sha256": "00", "size": "huge"}]',
+    ],
+)
+def test_a_damaged_user_registry_is_skipped_not_fatal(model_dir: Path, registry: str) -> None:
+    model_dir.mkdir()
+    good = {"name": "good", "family": "u2net", "sha256": "ab" * 32, "size": 5}
+    rows = json.loads(registry) if registry.startswith("[") else None
+    text = json.dumps([*rows, good]) if rows is not None else registry
+    (model_dir / "user-models.json").write_text(text)
+    store = ModelStore(model_dir)
+    names = [s.name for s in store.specs()]
+    assert names[:4] == ["u2netp", "u2net", "isnet", "isnet-quint8"]
+    assert names[4:] == (["good"] if rows is not None else [])
 
 
 @pytest.mark.parametrize(

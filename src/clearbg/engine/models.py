@@ -419,18 +419,26 @@ class ModelStore:
         except (OSError, ValueError):
             return {}
         specs = {}
-        for row in rows:
-            if row.get("family") in FAMILIES and row.get("name") not in MODELS:
-                specs[row["name"]] = ModelSpec(
-                    name=row["name"],
+        for row in rows if isinstance(rows, list) else []:
+            # a hand-edited or damaged entry is skipped, never trusted as a path
+            if not isinstance(row, dict) or row.get("family") not in FAMILIES:
+                continue
+            name = str(row.get("name", ""))
+            if name in MODELS or not _NAME.fullmatch(name):
+                continue
+            try:
+                specs[name] = ModelSpec(
+                    name=name,
                     family=row["family"],
-                    sha256=row["sha256"],
+                    sha256=str(row["sha256"]),
                     size=int(row["size"]),
                     licence="user's own",
-                    description=row.get("description", ""),
-                    input_name=row.get("input_name", "input"),
+                    description=str(row.get("description", "")),
+                    input_name=str(row.get("input_name", "input")),
                     user=True,
                 )
+            except (KeyError, TypeError, ValueError):
+                continue
         return specs
 
     def _save_user_registry(self) -> None:
