@@ -44,6 +44,7 @@ eval: setup
 bench: setup
 	$(BIN)/clearbg models pull u2net
 	$(BIN)/python bench/bench.py --data $(DATA)
+	$(BIN)/python bench/api_bench.py --data $(DATA)
 
 clean:
 	rm -rf $(VENV) out bench/out

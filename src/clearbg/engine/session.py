@@ -6,6 +6,7 @@ the network's input tensor, runs it and turns the first output into a 0..1 mask.
 
 from __future__ import annotations
 
+import ctypes
 import threading
 import time
 from collections import OrderedDict
@@ -38,14 +39,27 @@ def _open(path: Path, threads: int) -> Any:
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.log_severity_level = 3
+    # ORT's CPU arena grows by powers of two and keeps what it took: with u2net it held 600 MB
+    # more after a few runs. Without it the activations (about 100 MB) are allocated per run.
+    opts.enable_cpu_mem_arena = False
     if threads:
         opts.intra_op_num_threads = threads
     try:
-        return ort.InferenceSession(
+        session = ort.InferenceSession(
             str(path), sess_options=opts, providers=["CPUExecutionProvider"]
         )
     except Exception as exc:  # ORT raises its own untyped errors; translate them once here
         raise ModelLoadError(f"cannot load {path}: {exc}") from exc
+    _trim_heap()
+    return session
+
+
+def _trim_heap() -> None:
+    """Give the parsed model's freed memory back to the system (about 220 MB for u2net)."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to do
+        pass
 
 
 @dataclass

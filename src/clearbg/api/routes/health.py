@@ -25,4 +25,5 @@ def readyz(svc: ServicesDep) -> JSONResponse:
 
 @router.get("/metrics")
 def metrics(svc: ServicesDep) -> Response:
+    svc.metrics.queue_depth.labels("bulk_jobs").set(svc.queue.pending())
     return Response(svc.metrics.render(), media_type=CONTENT_TYPE_LATEST)
