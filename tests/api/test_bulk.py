@@ -272,3 +272,16 @@ def _kill_and_restart(
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
     return job_id, balance
+
+
+def test_bulk_idempotency_key_creates_one_job(server: Server) -> None:
+    key = server.make_key(credits_=5)
+    with server.client(key) as c:
+        images = [("a.jpg", small_jpeg())]
+        headers = {"Idempotency-Key": "bulk-1"}
+        first = c.post("/v1/bulk", files=[("image", i) for i in images], headers=headers)
+        again = c.post("/v1/bulk", files=[("image", i) for i in images], headers=headers)
+        assert first.status_code == again.status_code == 202
+        assert first.json()["job_id"] == again.json()["job_id"]
+        wait_done(c, first.json()["job_id"])
+        assert c.get("/v1/account").json()["credits"] == 4

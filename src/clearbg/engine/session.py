@@ -6,6 +6,7 @@ the network's input tensor, runs it and turns the first output into a 0..1 mask.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import threading
 import time
@@ -56,10 +57,8 @@ def _open(path: Path, threads: int) -> Any:
 
 def _trim_heap() -> None:
     """Give the parsed model's freed memory back to the system (about 220 MB for u2net)."""
-    try:
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to do
         ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc: nothing to do
-        pass
 
 
 @dataclass

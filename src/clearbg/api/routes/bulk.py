@@ -3,18 +3,21 @@ archive and cancellation. Another key's job is a 404."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import zipfile
 from datetime import datetime
 from typing import Annotated
 
 import anyio.to_thread
-from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi import APIRouter, File, Form, Header, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel
 from sqlalchemy import select
 
 from clearbg.api.deps import CallerDep, ServicesDep
+from clearbg.api.idempotency import Idempotency
+from clearbg.api.routes.removebg import read_upload
 from clearbg.engine import RemoveOptions
 from clearbg.errors import InvalidOptionError, NotFoundError
 from clearbg.gateway.credits import credits
@@ -88,7 +91,7 @@ async def create_bulk(
     request: Request,
     svc: ServicesDep,
     who: CallerDep,
-    image: Annotated[list[UploadFile], File(description="1 to 50 photos")],
+    image: Annotated[list[UploadFile | str], File(description="1 to 50 photos")],
     size: Annotated[str | None, Form()] = None,
     format: Annotated[str | None, Form()] = None,
     bg_color: Annotated[str | None, Form()] = None,
@@ -97,7 +100,8 @@ async def create_bulk(
     crop_margin: Annotated[str | None, Form()] = None,
     model: Annotated[str | None, Form()] = None,
     callback_url: Annotated[str | None, Form()] = None,
-) -> JSONResponse:
+    idempotency_key: Annotated[str | None, Header()] = None,
+) -> Response:
     """Queue a bulk job; answers at once with its id (poll ``GET /v1/bulk/{job_id}``)."""
     opts = RemoveOptions.parse(
         model=model,
@@ -111,17 +115,33 @@ async def create_bulk(
     svc.engine.store.spec(opts.model or svc.settings.engine.default_model)
     if len(image) > bulk.MAX_IMAGES:
         raise InvalidOptionError("image", f"at most {bulk.MAX_IMAGES} images, not {len(image)}")
-    uploads = [bulk.Upload(f.filename or f"image-{n}", await f.read()) for n, f in enumerate(image)]
+    uploads = [
+        bulk.Upload(getattr(f, "filename", None) or f"image-{n}", await read_upload(f))
+        for n, f in enumerate(image)
+    ]
     request.state.bytes_in = sum(len(u.data) for u in uploads)
+    digest = hashlib.sha256(repr((opts, callback_url)).encode())
+    for u in uploads:
+        digest.update(hashlib.sha256(u.data).digest())
+    idem = Idempotency(svc, who.key, idempotency_key, digest.hexdigest())
+    replay = idem.begin()
+    if replay is not None:
+        return replay
     queue = svc.queue
-    job = await anyio.to_thread.run_sync(
-        lambda: bulk.create_job(queue.ctx, who.key, uploads, opts, callback_url or None)
-    )
+    try:
+        job = await anyio.to_thread.run_sync(
+            lambda: bulk.create_job(queue.ctx, who.key, uploads, opts, callback_url or None)
+        )
+    except BaseException:
+        idem.abandon()
+        raise
     queue.enqueue(job.id)
-    return JSONResponse(
-        {"job_id": job.id, "status": job.status, "image_count": job.image_count},
-        status_code=202,
-        headers={"Location": f"/v1/bulk/{job.id}"},
+    return idem.finish(
+        JSONResponse(
+            {"job_id": job.id, "status": job.status, "image_count": job.image_count},
+            status_code=202,
+            headers={"Location": f"/v1/bulk/{job.id}"},
+        )
     )
 
 
