@@ -167,6 +167,26 @@ def test_16_bit_colour_is_scaled_to_8_bit(photo: Image.Image, ext: str) -> None:
     assert np.abs(px.rgb.astype(np.int16) - rgb8).max() <= 1
 
 
+def test_16_bit_colour_with_alpha(photo: Image.Image) -> None:
+    rgba16 = np.asarray(photo.convert("RGBA")).astype(np.uint16) * 257
+    rgba16[:, :40, 3] = 0
+    rgba16[:, 40:80, 3] = 32896  # half
+    ok, buf = cv2.imencode(".png", np.ascontiguousarray(rgba16[..., [2, 1, 0, 3]]))
+    assert ok
+    px = load(buf.tobytes())
+    assert px.alpha is not None
+    assert (px.alpha[:, :40] == 0).all() and (px.alpha[:, 40:80] == 128).all()
+    assert (px.alpha[:, 80:] == 255).all()
+    assert np.array_equal(px.rgb, np.asarray(photo))
+
+
+@pytest.mark.parametrize("bits", [1, 2, 4])
+def test_low_bit_depth_palettes(photo: Image.Image, bits: int) -> None:
+    pal = photo.convert("P", palette=Image.Palette.ADAPTIVE, colors=2**bits)
+    data = save(pal, "PNG", bits=bits)
+    assert np.array_equal(load(data).rgb, rgb_of(Image.open(io.BytesIO(data))))
+
+
 def test_bilevel_1_bit_is_black_and_white(photo: Image.Image) -> None:
     bw = photo.convert("1")
     for fmt in ("PNG", "BMP", "TIFF"):
