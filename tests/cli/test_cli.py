@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import os
 import shutil
+import stat
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
@@ -93,6 +94,11 @@ def test_one_file_is_written_beside_it(env: dict[str, str], photos: Path) -> Non
     assert proc.returncode == 0, proc.stderr.decode()
     out = image(photos / "car-nobg.png")
     assert (out.format, out.mode, out.size) == ("PNG", "RGBA", (160, 120))
+    # the user's usual permissions, like any file they make (not a private temp file's 0600)
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert stat.S_IMODE((photos / "car-nobg.png").stat().st_mode) == 0o666 & ~umask
+    assert sorted(p.name for p in photos.iterdir()) == ["car-nobg.png", "car.jpg", "girl.png"]
     alpha = out.getchannel("A")
     assert alpha.getpixel((0, 0)) == 0  # the background is gone
     assert alpha.getpixel((80, 70)) == pytest.approx(255, abs=5)  # the car is kept
@@ -263,6 +269,18 @@ def test_an_unwritable_output_exits_5(env: dict[str, str], photos: Path) -> None
     )
     assert result.exit_code == 5
     assert "[output_failed]" in result.stderr
+
+
+def test_a_result_that_cannot_replace_its_target_leaves_no_temporary_file(
+    env: dict[str, str], photos: Path, tmp_path: Path
+) -> None:
+    out_dir = tmp_path / "out"
+    (out_dir / "car.png").mkdir(parents=True)  # a folder where car's result should go
+    inputs = [str(photos / "car.jpg"), str(photos / "girl.png")]
+    result = run(["remove", *inputs, "-o", str(out_dir), "-m", "u2netp", "-q"], env)
+    assert result.exit_code == 5
+    assert "[output_failed]" in result.stderr
+    assert sorted(p.name for p in out_dir.iterdir()) == ["car.png", "girl.png"]
 
 
 # -- models ------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ import functools
 import glob
 import os
 import sys
-import tempfile
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -130,12 +130,19 @@ def _write(dest: str, data: bytes) -> None:
         sys.stdout.buffer.flush()
         return
     target = Path(dest)
+    # written beside the target, then renamed: a reader never sees half a file. Not mkstemp,
+    # whose files are private (0600): a result gets the user's usual permissions (umask)
+    tmp = target.parent / f".{target.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.part"
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, target)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, target)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
     except OSError as exc:
         raise OutputError(f"cannot write {dest}: {exc.strerror}") from exc
 
