@@ -7,6 +7,7 @@ the options are applied to that result with ``Engine.finish``, the same call ``r
 from __future__ import annotations
 
 import io
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
@@ -421,6 +422,18 @@ def test_bad_input_fails_with_its_error(
     image = {"empty": b"", "text": b"just some text", "truncated": jpeg[:2000]}.get(name)
     with pytest.raises(error):
         engine.remove(_corrupt(jpeg) if image is None else image)
+
+
+@pytest.mark.parametrize("progressive", [False, True])
+def test_a_big_truncated_jpeg_fails_in_the_reduced_decode_before_inference(
+    engine: Engine, big: Image.Image, progressive: bool
+) -> None:
+    data = save(big, "JPEG", quality=90, progressive=progressive)
+    engine.session()  # loaded already: time only the photo
+    t0 = time.perf_counter()
+    with pytest.raises(TruncatedImageError):
+        engine.remove(data[: len(data) * 2 // 3])
+    assert time.perf_counter() - t0 < 0.5  # the model never ran
 
 
 def test_unsupported_format_and_too_many_pixels(engine: Engine, car: Image.Image) -> None:
