@@ -167,6 +167,17 @@ def test_16_bit_colour_is_scaled_to_8_bit(photo: Image.Image, ext: str) -> None:
     assert np.abs(px.rgb.astype(np.int16) - rgb8).max() <= 1
 
 
+def test_10_bit_heic_as_phones_write_it(photo: Image.Image) -> None:
+    rgb16 = np.asarray(photo).astype(np.uint16) * 257
+    heif = pillow_heif.from_bytes(mode="RGB;16", size=(120, 90), data=rgb16.tobytes())
+    buf = io.BytesIO()
+    heif.save(buf, quality=-1)  # lossless, 10 bits per sample
+    assert pillow_heif.open_heif(io.BytesIO(buf.getvalue())).info["bit_depth"] == 10
+    px = load(buf.getvalue())
+    assert px.rgb.dtype == np.uint8
+    assert mean_error(px.rgb, rgb_of(photo)) < 3.0
+
+
 def test_16_bit_colour_with_alpha(photo: Image.Image) -> None:
     rgba16 = np.asarray(photo.convert("RGBA")).astype(np.uint16) * 257
     rgba16[:, :40, 3] = 0
