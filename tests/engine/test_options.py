@@ -29,6 +29,11 @@ def test_fit_size_scales_down_in_the_photos_own_orientation(
     assert fit_size(width, height, size) == expected
 
 
+def test_fit_size_refuses_an_unknown_size() -> None:
+    with pytest.raises(InvalidOptionError, match="size"):
+        fit_size(100, 100, "8k")
+
+
 @pytest.mark.parametrize(("width", "height"), [(4000, 3000), (6000, 1000), (1000, 6000)])
 def test_preview_is_about_a_quarter_megapixel_with_the_same_shape(width: int, height: int) -> None:
     w, h = fit_size(width, height, "preview")

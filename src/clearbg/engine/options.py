@@ -65,7 +65,8 @@ def parse_color(text: str) -> tuple[int, int, int, int]:
         raise InvalidOptionError(
             "bg_color", f"{text!r} is not a colour (#RGB, #RRGGBB, #RRGGBBAA or a CSS name)"
         ) from None
-    assert isinstance(rgba, tuple)
+    if not isinstance(rgba, tuple) or len(rgba) != 4:  # "RGBA" always gives four values
+        raise InvalidOptionError("bg_color", f"{text!r} is not an RGBA colour")
     r, g, b, a = rgba
     return (r, g, b, a)
 
@@ -77,8 +78,9 @@ def fit_size(width: int, height: int, size: str) -> tuple[int, int]:
     if size == "preview":
         scale = min(1.0, math.sqrt(PREVIEW_PIXELS / (width * height)))
     else:
-        box = SIZES[size]
-        assert box is not None
+        box = SIZES.get(size)
+        if box is None:
+            raise InvalidOptionError("size", f"{size!r}: must be one of {', '.join(SIZES)}")
         bw, bh = box if width >= height else (box[1], box[0])
         scale = min(1.0, bw / width, bh / height)
     return max(1, round(width * scale)), max(1, round(height * scale))
