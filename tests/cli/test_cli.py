@@ -187,6 +187,7 @@ def test_a_folder_takes_its_images_and_names_never_clash(
 ) -> None:
     (photos / "girl.png").rename(photos / "car.png")  # the same stem as car.jpg
     (photos / "readme.txt").write_text("skip me")
+    (photos / "._car.jpg").write_bytes(b"\0\5\26\7 macOS AppleDouble, not a photo")
     out_dir = tmp_path / "out"
     result = run(["remove", str(photos), "-o", str(out_dir), "-m", "u2netp"], env)
     assert result.exit_code == 0, result.output

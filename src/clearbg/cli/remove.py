@@ -64,7 +64,8 @@ def _expand(inputs: tuple[str, ...]) -> tuple[list[str], bool]:
             found += sorted(
                 str(p)
                 for p in Path(item).iterdir()
-                if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+                # hidden files are skipped, as a glob does (macOS's ._IMG_1.jpg are not photos)
+                if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
             )
         elif os.path.exists(item):
             found.append(item)
