@@ -1,13 +1,16 @@
 """From the model's mask to the encoded cut-out: region, scale, alpha, colour, encode.
 
 ``layers`` brings the photo and the mask to the output size (cropped and scaled as asked) and
-applies refinement; ``render`` composes and encodes. A transparent PNG is composed strip by
-strip inside the PNG writer, so a 24 MP cut-out never needs a full-size RGBA copy, and strips
-are composed and compressed on two threads.
+applies refinement; ``render`` composes and encodes. Without refinement, the alpha itself is made
+strip by strip inside the PNG writer (upsample, the photo's own alpha, compose, filter,
+compress, on two threads), so a 24 MP cut-out never has a full-size alpha or RGBA copy and its
+strips stay in the CPU's caches.
 """
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
 
@@ -24,6 +27,7 @@ from clearbg.engine.png import encode_png_rows
 __all__ = ["Box", "Layers", "layers", "render"]
 
 _STRIPS = 8  # the mask is upsampled in this many horizontal strips, in parallel
+ROW_BLOCK = 64  # the mask is upsampled in blocks of this many rows (strips are multiples)
 # The subject (for crop and the foreground box) is where alpha is at least 10%: faint noise
 # in the background does not stretch a crop to the whole photo.
 SUBJECT_ALPHA = 26
@@ -37,13 +41,58 @@ class Box:
     height: int
 
 
-@dataclass(frozen=True)
+class _BoxTracker:
+    """The subject's bounding box, gathered from alpha strips as they are produced."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._box: list[int] | None = None  # left, top, right, bottom (exclusive)
+
+    def add(self, y0: int, alpha: NDArray[np.uint8]) -> None:
+        rows = np.flatnonzero(cv2.reduce(alpha, 1, cv2.REDUCE_MAX).ravel() >= SUBJECT_ALPHA)
+        if len(rows) == 0:
+            return
+        band = alpha[rows[0] : rows[-1] + 1]
+        cols = np.flatnonzero(cv2.reduce(band, 0, cv2.REDUCE_MAX).ravel() >= SUBJECT_ALPHA)
+        found = [int(cols[0]), y0 + int(rows[0]), int(cols[-1]) + 1, y0 + int(rows[-1]) + 1]
+        with self._lock:
+            if self._box is None:
+                self._box = found
+            else:
+                b = self._box
+                self._box = [
+                    min(b[0], found[0]),
+                    min(b[1], found[1]),
+                    max(b[2], found[2]),
+                    max(b[3], found[3]),
+                ]
+
+    def box(self) -> Box:
+        if self._box is None:
+            return Box(0, 0, 0, 0)
+        left, top, right, bottom = self._box
+        return Box(left, top, right - left, bottom - top)
+
+
+AlphaRows = Callable[[int, int], NDArray[np.uint8]]
+
+
+@dataclass
 class Layers:
-    """The cut-out before encoding: colour and alpha at the output size."""
+    """The cut-out before encoding: colour at the output size, and its alpha row by row.
+
+    Without refinement the alpha is computed strip by strip while the image is encoded, never
+    as a whole; the subject's box is gathered on the way (``foreground()`` after rendering).
+    """
 
     rgb: NDArray[np.uint8]  # HxWx3, may be a view into the decoded photo
-    alpha: NDArray[np.uint8]  # HxW
-    foreground: Box  # the subject's bounding box (alpha > 0) in output pixels
+    width: int
+    height: int
+    alpha_rows: AlphaRows
+    tracker: _BoxTracker
+
+    def foreground(self) -> Box:
+        return self.tracker.box()
 
 
 def _region(
@@ -78,39 +127,48 @@ def _resize(
     return np.asarray(im.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0))
 
 
-def _upsample_mask(
+def _mask_rows(
     mask: NDArray[np.float32],
     photo_size: tuple[int, int],
     region: tuple[int, int, int, int],
     out_size: tuple[int, int],
-    pool: Executor | None,
-) -> NDArray[np.uint8]:
-    """The model's mask at the output size: 8-bit, Lanczos (as rembg does, so raw output
-    matches it), computed in horizontal strips on the pool."""
+) -> AlphaRows:
+    """Rows of the model's mask at the output size: 8-bit and Lanczos, as rembg does (so raw
+    output matches it), any strip computed alone (Pillow's box resize gives the same pixels)."""
     w, h = photo_size
     mh, mw = mask.shape
     left, top, right, bottom = region
+    if out_size == (right - left, bottom - top) and out_size != photo_size:
+        # a crop at full scale: the very pixels of the uncropped cut-out, sliced
+        whole = _mask_rows(mask, photo_size, (0, 0, w, h), photo_size)
+        return lambda y0, y1: whole(top + y0, top + y1)[:, left:right]
     sx, sy = mw / w, mh / h
     mask8 = Image.fromarray((mask * 255).astype(np.uint8))
     ow, oh = out_size
-    step = max(1, -(-oh // _STRIPS))
-    out = np.empty((oh, ow), dtype=np.uint8)
-    rows_per_out = (bottom - top) * sy / oh
+    per_row = (bottom - top) * sy / oh
 
-    def strip(y0: int) -> None:
-        y1 = min(oh, y0 + step)
-        box = (left * sx, top * sy + y0 * rows_per_out, right * sx, top * sy + y1 * rows_per_out)
-        part = mask8.resize((ow, y1 - y0), Image.Resampling.LANCZOS, box=box)
-        out[y0:y1] = np.asarray(part)
+    def block(b0: int) -> NDArray[np.uint8]:
+        b1 = min(oh, b0 + ROW_BLOCK)
+        box = (left * sx, top * sy + b0 * per_row, right * sx, top * sy + b1 * per_row)
+        return np.asarray(mask8.resize((ow, b1 - b0), Image.Resampling.LANCZOS, box=box))
 
-    starts = range(0, oh, step)
+    def rows(y0: int, y1: int) -> NDArray[np.uint8]:
+        # always computed in the same fixed blocks, so any strip gets the very same pixels
+        first = y0 - y0 % ROW_BLOCK
+        parts = [block(b) for b in range(first, y1, ROW_BLOCK)]
+        whole = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        return whole[y0 - first : y1 - first]
+
+    return rows
+
+
+def _gather(rows: AlphaRows, height: int, pool: Executor | None) -> NDArray[np.uint8]:
+    """All rows at once, computed in strips on the pool."""
+    step = -(-max(1, -(-height // _STRIPS)) // ROW_BLOCK) * ROW_BLOCK
+    parts = [(y, min(height, y + step)) for y in range(0, height, step)]
     if pool is None:
-        for y0 in starts:
-            strip(y0)
-    else:
-        for f in [pool.submit(strip, y0) for y0 in starts]:
-            f.result()
-    return out
+        return np.concatenate([rows(a, b) for a, b in parts])
+    return np.concatenate([f.result() for f in [pool.submit(rows, a, b) for a, b in parts]])
 
 
 def layers(
@@ -119,10 +177,24 @@ def layers(
     """RGB and alpha at the output size (cropped, scaled), refined as the options ask."""
     w, h = pixels.size
     region = _region(mask, (w, h), opts)
-    left, top, right, bottom = region
-    out_size = fit_size(right - left, bottom - top, opts.size)
+    out_size = fit_size(region[2] - region[0], region[3] - region[1], opts.size)
     rgb = _resize(pixels.rgb, out_size, region)
-    alpha = _upsample_mask(mask, (w, h), region, out_size, pool)
+    mask_rows = _mask_rows(mask, (w, h), region, out_size)
+    alpha_in = None if pixels.alpha is None else _resize(pixels.alpha, out_size, region)
+    tracker = _BoxTracker()
+
+    def alpha_rows(y0: int, y1: int) -> NDArray[np.uint8]:
+        a = mask_rows(y0, y1)
+        if alpha_in is not None:  # the photo's own transparency stays transparent
+            own = np.ascontiguousarray(alpha_in[y0:y1])
+            a = np.asarray(cv2.multiply(a, own, scale=1 / 255), dtype=np.uint8)
+        tracker.add(y0, a)
+        return a
+
+    needs_whole = opts.refine or (opts.foreground and opts.channels == "rgba") or opts.crop
+    if not needs_whole:
+        return Layers(rgb, out_size[0], out_size[1], alpha_rows, tracker)
+    alpha = _gather(mask_rows, out_size[1], pool)
     if opts.refine or (opts.foreground and opts.channels == "rgba"):
         rgb = np.ascontiguousarray(rgb)
         soft = alpha.astype(np.float32) * np.float32(1 / 255)
@@ -131,19 +203,29 @@ def layers(
             alpha = (soft * 255 + 0.5).astype(np.uint8)
         if opts.foreground and opts.channels == "rgba":
             rgb = refine.estimate_foreground(rgb, soft)
-    if pixels.alpha is not None:  # the photo's own transparency stays transparent
-        alpha_in = np.ascontiguousarray(_resize(pixels.alpha, out_size, region))
-        alpha = np.asarray(cv2.multiply(alpha, alpha_in, scale=1 / 255), dtype=np.uint8)
+    if alpha_in is not None:
+        own = np.ascontiguousarray(alpha_in)
+        alpha = np.asarray(cv2.multiply(alpha, own, scale=1 / 255), dtype=np.uint8)
     if opts.crop:
         rgb, alpha = _tighten(rgb, alpha, opts)
-    return Layers(rgb, alpha, _bbox(alpha))
+    whole = alpha
+    tracker = _BoxTracker()
+
+    def slice_rows(y0: int, y1: int) -> NDArray[np.uint8]:
+        part = whole[y0:y1]
+        tracker.add(y0, part)
+        return part
+
+    return Layers(rgb, whole.shape[1], whole.shape[0], slice_rows, tracker)
 
 
 def _tighten(
     rgb: NDArray[np.uint8], alpha: NDArray[np.uint8], opts: RemoveOptions
 ) -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
     """Crop exactly to the subject's pixels plus the margin, within the image."""
-    b = _bbox(alpha)
+    tracker = _BoxTracker()
+    tracker.add(0, alpha)
+    b = tracker.box()
     if b.width == 0:
         return rgb, alpha
     h, w = alpha.shape
@@ -153,76 +235,52 @@ def _tighten(
     return rgb[y0:y1, x0:x1], alpha[y0:y1, x0:x1]
 
 
-def _bbox(alpha: NDArray[np.uint8]) -> Box:
-    """The subject's box: where alpha >= SUBJECT_ALPHA."""
-    rows = np.flatnonzero(cv2.reduce(alpha, 1, cv2.REDUCE_MAX).ravel() >= SUBJECT_ALPHA)
-    if len(rows) == 0:
-        return Box(0, 0, 0, 0)
-    band = alpha[rows[0] : rows[-1] + 1]
-    cols = np.flatnonzero(cv2.reduce(band, 0, cv2.REDUCE_MAX).ravel() >= SUBJECT_ALPHA)
-    return Box(int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1))
-
-
-def _transparent_rows(
-    rgb: NDArray[np.uint8], alpha: NDArray[np.uint8], y0: int, y1: int
-) -> NDArray[np.uint8]:
+def _transparent_rows(rgb: NDArray[np.uint8], a: NDArray[np.uint8]) -> NDArray[np.uint8]:
     """RGBA rows of a cut-out; fully transparent pixels get colour 0 (nothing hidden, smaller)."""
-    a = alpha[y0:y1]
-    out = np.empty((y1 - y0, a.shape[1], 4), dtype=np.uint8)
-    np.multiply(rgb[y0:y1], (a != 0)[:, :, None], out=out[:, :, :3], casting="unsafe")
+    out = np.empty((a.shape[0], a.shape[1], 4), dtype=np.uint8)
+    np.multiply(rgb, (a != 0)[:, :, None], out=out[:, :, :3], casting="unsafe")
     out[:, :, 3] = a
     return out
 
 
 def _over_rows(
-    rgb: NDArray[np.uint8],
-    alpha: NDArray[np.uint8],
-    y0: int,
-    y1: int,
-    *,
-    bg: tuple[int, int, int, int],
-    opaque_out: bool,
+    rgb: NDArray[np.uint8], alpha: NDArray[np.uint8], bg: tuple[int, int, int, int], opaque: bool
 ) -> NDArray[np.uint8]:
     """Rows of the cut-out over a solid colour (whose own alpha may be below 255)."""
-    a = alpha[y0:y1].astype(np.float32)[..., None] * np.float32(1 / 255)
-    bga = np.float32(1.0 if opaque_out else bg[3] / 255)
+    a = alpha.astype(np.float32)[..., None] * np.float32(1 / 255)
+    bga = np.float32(1.0 if opaque else bg[3] / 255)
     colour = np.asarray(bg[:3], dtype=np.float32)
     out_a = a + bga * (1 - a)
-    premul = rgb[y0:y1].astype(np.float32) * a + colour * (bga * (1 - a))
+    premul = rgb.astype(np.float32) * a + colour * (bga * (1 - a))
     rgb_out = premul / np.maximum(out_a, np.float32(1e-6))
     rgb8 = np.clip(rgb_out + 0.5, 0, 255).astype(np.uint8)
-    if opaque_out or bga >= 1:
+    if bga >= 1:
         return rgb8
     return np.dstack((rgb8, np.clip(out_a[..., 0] * 255 + 0.5, 0, 255).astype(np.uint8)))
 
 
 def render(lay: Layers, opts: RemoveOptions, pool: Executor | None) -> tuple[bytes, str]:
-    """Compose and encode: PNG, JPEG or WebP bytes and the media type."""
+    """Compose and encode (PNG strip by strip on the pool): the bytes and the media type."""
     fmt = opts.format
-    rgb, alpha = lay.rgb, lay.alpha
-    h, w = alpha.shape
-    if opts.channels == "alpha":
-        if fmt == "png":
-            return encode_png_rows(
-                w, h, 1, lambda y0, y1: alpha[y0:y1], executor=pool
-            ), MEDIA_TYPES[fmt]
-        return encode(np.ascontiguousarray(alpha), fmt, opts.quality), MEDIA_TYPES[fmt]
+    rgb, w, h = lay.rgb, lay.width, lay.height
     bg = opts.bg_color
     if bg is None and fmt == "jpg":
         bg = (255, 255, 255, 255)
-    if bg is None:
+    rows: AlphaRows
+    if opts.channels == "alpha":
+        channels, rows = 1, lay.alpha_rows
+    elif bg is None:
         channels = 4
 
         def rows(y0: int, y1: int) -> NDArray[np.uint8]:
-            return _transparent_rows(rgb, alpha, y0, y1)
+            return _transparent_rows(rgb[y0:y1], lay.alpha_rows(y0, y1))
     else:
         opaque = fmt == "jpg" or bg[3] == 255
-        channels = 3 if opaque else 4
-        colour = bg
+        channels, colour = (3 if opaque else 4), bg
 
         def rows(y0: int, y1: int) -> NDArray[np.uint8]:
-            return _over_rows(rgb, alpha, y0, y1, bg=colour, opaque_out=fmt == "jpg")
+            return _over_rows(rgb[y0:y1], lay.alpha_rows(y0, y1), colour, fmt == "jpg")
 
     if fmt == "png":
         return encode_png_rows(w, h, channels, rows, executor=pool), MEDIA_TYPES[fmt]
-    return encode(rows(0, h), fmt, opts.quality), MEDIA_TYPES[fmt]
+    return encode(_gather(rows, h, pool), fmt, opts.quality), MEDIA_TYPES[fmt]

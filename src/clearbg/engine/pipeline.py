@@ -139,8 +139,9 @@ class Engine:
             "refine": t2 - t1,
             "encode": t3 - t2,
         }
-        h, w = lay.alpha.shape
-        return Cutout(data, media_type, w, h, lay.foreground, result.model, timings)
+        return Cutout(
+            data, media_type, lay.width, lay.height, lay.foreground(), result.model, timings
+        )
 
     def mask(self, image: bytes, model: str | None = None) -> MaskResult:
         """Decode and run the model, overlapping the two for a large JPEG."""
