@@ -17,13 +17,33 @@ ends with, so the three edges (HTTP, CLI, SDK) translate errors in one place eac
     │       └── UnsupportedFormatError 415 unsupported_format
     │   ├── PayloadTooLargeError      413 payload_too_large
     │   ├── IdempotencyMismatchError  422 idempotency_key_reused
-    │   └── NotFoundError             404 not_found
+    │   ├── NotFoundError             404 not_found
+    │   │   └── UnknownApplicationError 404 unknown_application
+    │   └── GatewayInputError         400 invalid_image_field   (gateway: the `image` field)
+    │       ├── MissingAppKeyError    400 missing_app_key
+    │       ├── InvalidMultipartError 400 invalid_multipart
+    │       ├── MissingImageError     400 missing_image
+    │       ├── ImageConflictError    400 image_conflict
+    │       ├── InvalidBase64Error    400 invalid_base64
+    │       ├── UrlNotAllowedError    400 url_not_allowed
+    │       └── UrlFetchError         400 url_fetch_failed
     ├── AuthError                     401 invalid_api_key
-    │   └── MissingApiKeyError        401 missing_api_key
+    │   ├── MissingApiKeyError        401 missing_api_key
+    │   └── WrongApplicationKeyError  401 api_key_wrong_application
     ├── InsufficientCreditsError      402 insufficient_credits
+    │   └── GatewayCreditsError       403 insufficient_credits   (gateway)
+    ├── AdminAuthError                401 invalid_admin_token
     ├── IdempotencyConflictError      409 idempotency_in_progress
-    ├── RateLimitedError              429 rate_limited
-    ├── OverloadedError               503 overloaded
+    ├── RetryLaterError               (carries retry_after: Retry-After)
+    │   ├── RateLimitedError          429 rate_limited
+    │   │   └── AnonymousLimitError   429 anonymous_limit_reached
+    │   └── OverloadedError           503 overloaded
+    ├── GatewayUnavailableError       503 gateway_disabled
+    │   └── UpstreamNotConfiguredError 503 upstream_not_configured
+    ├── UpstreamError                 502 upstream_error
+    │   ├── UpstreamTimeoutError      502 upstream_timeout
+    │   ├── UpstreamUnreachableError  502 upstream_unreachable
+    │   └── UpstreamBadResponseError  502 upstream_bad_response
     ├── ModelError                    503 model_unavailable     exit 4
     │   ├── ModelMissingError         503 model_missing
     │   ├── ModelChecksumError        503 model_corrupt
@@ -35,17 +55,27 @@ ends with, so the three edges (HTTP, CLI, SDK) translate errors in one place eac
 from __future__ import annotations
 
 __all__ = [
+    "AdminAuthError",
+    "AnonymousLimitError",
     "AuthError",
     "ClearbgError",
     "CorruptImageError",
     "EmptyImageError",
+    "GatewayCreditsError",
+    "GatewayInputError",
+    "GatewayUnavailableError",
     "IdempotencyConflictError",
     "IdempotencyMismatchError",
+    "ImageConflictError",
     "ImageError",
     "InputError",
     "InsufficientCreditsError",
+    "InvalidBase64Error",
+    "InvalidMultipartError",
     "InvalidOptionError",
     "MissingApiKeyError",
+    "MissingAppKeyError",
+    "MissingImageError",
     "ModelChecksumError",
     "ModelDownloadError",
     "ModelError",
@@ -60,8 +90,17 @@ __all__ = [
     "RetryLaterError",
     "TooManyPixelsError",
     "TruncatedImageError",
+    "UnknownApplicationError",
     "UnknownModelError",
     "UnsupportedFormatError",
+    "UpstreamBadResponseError",
+    "UpstreamError",
+    "UpstreamNotConfiguredError",
+    "UpstreamTimeoutError",
+    "UpstreamUnreachableError",
+    "UrlFetchError",
+    "UrlNotAllowedError",
+    "WrongApplicationKeyError",
 ]
 
 
@@ -153,6 +192,52 @@ class NotFoundError(InputError):
     code = "not_found"
 
 
+class UnknownApplicationError(NotFoundError):
+    """No application has the X-App-Key that was sent."""
+
+    code = "unknown_application"
+
+
+class GatewayInputError(InputError):
+    """The gateway's request is malformed: headers, multipart or the ``image`` field."""
+
+    code = "invalid_image_field"
+
+
+class MissingAppKeyError(GatewayInputError):
+    code = "missing_app_key"
+
+
+class InvalidMultipartError(GatewayInputError):
+    code = "invalid_multipart"
+
+
+class MissingImageError(GatewayInputError):
+    code = "missing_image"
+
+
+class ImageConflictError(GatewayInputError):
+    """More than one ``image`` part (a file and a text, or two of either)."""
+
+    code = "image_conflict"
+
+
+class InvalidBase64Error(GatewayInputError):
+    code = "invalid_base64"
+
+
+class UrlNotAllowedError(GatewayInputError):
+    """A URL whose scheme, port or address (after every redirect) we refuse to reach."""
+
+    code = "url_not_allowed"
+
+
+class UrlFetchError(GatewayInputError):
+    """A URL that could not be downloaded: refused, timed out, not 2xx, too many redirects."""
+
+    code = "url_fetch_failed"
+
+
 class AuthError(ClearbgError):
     """The API key is unknown, revoked or expired."""
 
@@ -164,9 +249,26 @@ class MissingApiKeyError(AuthError):
     code = "missing_api_key"
 
 
+class WrongApplicationKeyError(AuthError):
+    """A valid key, but of another application than the X-App-Key names."""
+
+    code = "api_key_wrong_application"
+
+
 class InsufficientCreditsError(ClearbgError):
     status = 402
     code = "insufficient_credits"
+
+
+class GatewayCreditsError(InsufficientCreditsError):
+    """The gateway's contract answers 403 when the end-user key has too few credits."""
+
+    status = 403
+
+
+class AdminAuthError(ClearbgError):
+    status = 401
+    code = "invalid_admin_token"
 
 
 class IdempotencyConflictError(ClearbgError):
@@ -189,9 +291,47 @@ class RateLimitedError(RetryLaterError):
     code = "rate_limited"
 
 
+class AnonymousLimitError(RateLimitedError):
+    """The application's anonymous daily limit for this client IP is spent (until 00:00 UTC)."""
+
+    code = "anonymous_limit_reached"
+
+
 class OverloadedError(RetryLaterError):
     status = 503
     code = "overloaded"
+
+
+class GatewayUnavailableError(ClearbgError):
+    """The application's ClearBG integration is switched off."""
+
+    status = 503
+    code = "gateway_disabled"
+
+
+class UpstreamNotConfiguredError(GatewayUnavailableError):
+    code = "upstream_not_configured"
+
+
+class UpstreamError(ClearbgError):
+    """The upstream that removes backgrounds failed; nothing is charged."""
+
+    status = 502
+    code = "upstream_error"
+
+
+class UpstreamTimeoutError(UpstreamError):
+    code = "upstream_timeout"
+
+
+class UpstreamUnreachableError(UpstreamError):
+    code = "upstream_unreachable"
+
+
+class UpstreamBadResponseError(UpstreamError):
+    """The upstream answered 2xx with something that is not an image."""
+
+    code = "upstream_bad_response"
 
 
 class ModelError(ClearbgError):

@@ -72,6 +72,30 @@ class CreditSettings(BaseModel):
     first_key_credits: float = Field(default=50.0, ge=0)
 
 
+class GatewaySettings(BaseModel):
+    """The Monitor gateway (``POST /api/v1/clearbg``): fetching URLs, client IPs, throttles."""
+
+    connect_timeout: float = Field(default=5.0, gt=0, description="seconds, URL fetch")
+    read_timeout: float = Field(default=15.0, gt=0, description="seconds, URL fetch")
+    upstream_timeout: float = Field(default=120.0, gt=0, description="seconds, http upstream")
+    max_redirects: int = Field(default=5, ge=0)
+    fetch_allow: list[str] = Field(
+        default_factory=list, description="hosts or CIDRs a URL may reach even if private"
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list, description="CIDRs whose X-Forwarded-For is believed"
+    )
+    ip_per_minute: int = Field(default=60, ge=0, description="per client IP; 0 = off")
+    key_per_minute: int = Field(default=120, ge=0, description="per end-user key; 0 = off")
+    ip_hash_secret: str = Field(
+        default="", description="HMAC key of client IPs; empty: per data dir"
+    )
+
+
+class AdminSettings(BaseModel):
+    token: str = Field(default="", description="Bearer token of /admin; empty: admin API off")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="CLEARBG_", env_nested_delimiter="__", extra="ignore"
@@ -83,6 +107,8 @@ class Settings(BaseSettings):
     jobs: JobsSettings = Field(default_factory=JobsSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
     credits: CreditSettings = Field(default_factory=CreditSettings)
+    gateway: GatewaySettings = Field(default_factory=GatewaySettings)
+    admin: AdminSettings = Field(default_factory=AdminSettings)
 
     @property
     def database_url(self) -> str:

@@ -16,6 +16,7 @@ import uvicorn
 from sqlalchemy.orm import Session
 
 from clearbg.api.app import create_app
+from clearbg.api.deps import Services
 from clearbg.engine import Engine
 from clearbg.gateway import credits, keys
 from clearbg.settings import EngineSettings, Settings
@@ -35,6 +36,8 @@ class Server:
     settings: Settings
     app_id: int
     make_key: Callable[..., str]
+    app_key: str = ""
+    services: Services | None = None
 
     def db(self) -> Session:
         return sessions(make_engine(self.settings.database_url))()
@@ -64,6 +67,8 @@ def start_server(
         "jobs": base.jobs.model_copy(update=overrides.get("jobs", {})),
         "limits": base.limits.model_copy(update=overrides.get("limits", {})),
         "credits": base.credits.model_copy(update=overrides.get("credits", {})),
+        "gateway": base.gateway.model_copy(update=overrides.get("gateway", {})),
+        "admin": base.admin.model_copy(update=overrides.get("admin", {})),
     }
     settings = base.model_copy(update=groups)
     app = create_app(settings, engine=engine)
@@ -71,6 +76,7 @@ def start_server(
     with svc.sessions.begin() as db:
         application = keys.create_application(db, "tests", overrides.get("app", {}).get("rate"))  # type: ignore[arg-type]
         app_id = application.id
+        app_key = application.app_key
 
     def make_key(credits_: float = 10, **kw: object) -> str:
         with svc.sessions.begin() as db:
@@ -100,7 +106,7 @@ def start_server(
         server.should_exit = True
         thread.join(timeout=30)
 
-    return Server(url, settings, app_id, make_key), stop
+    return Server(url, settings, app_id, make_key, app_key, svc), stop
 
 
 @pytest.fixture(scope="session")

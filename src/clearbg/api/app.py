@@ -15,10 +15,11 @@ from clearbg.api import problems
 from clearbg.api.deps import EngineSlots, RateLimits, Services
 from clearbg.api.metrics import Metrics
 from clearbg.api.middleware import Observe
-from clearbg.api.routes import account, health, removebg
+from clearbg.api.routes import account, gateway, health, removebg
 from clearbg.api.routes import bulk as bulk_routes
 from clearbg.engine import Engine
-from clearbg.gateway import credits
+from clearbg.gateway import anonymous, credits
+from clearbg.gateway.fetch import Fetcher, FetchPolicy
 from clearbg.jobs import bulk
 from clearbg.jobs.queue import JobQueue, ttl
 from clearbg.settings import Settings
@@ -34,6 +35,7 @@ def build_services(settings: Settings, engine: Engine | None = None) -> Services
     metrics = Metrics()
     factory = sessions(make_engine(settings.database_url))
     engine = engine or Engine(settings.engine)
+    gw = settings.gateway
     ctx = bulk.JobContext(
         sessions=factory,
         engine=engine,
@@ -50,14 +52,31 @@ def build_services(settings: Settings, engine: Engine | None = None) -> Services
         slots=EngineSlots(settings.server.engine_slots, settings.server.queue_limit, metrics),
         limits=RateLimits(settings.limits.storage_url, settings.limits.per_minute),
         queue=JobQueue(settings, ctx, _callback_secret(settings)),
+        fetcher=Fetcher(
+            FetchPolicy(
+                connect_timeout=gw.connect_timeout,
+                read_timeout=gw.read_timeout,
+                total_timeout=gw.connect_timeout + 4 * gw.read_timeout,
+                max_bytes=int(settings.server.upload_limit_mb * 1024 * 1024),
+                max_redirects=gw.max_redirects,
+                allow=tuple(gw.fetch_allow),
+            )
+        ),
+        ip_secret=_secret(settings, settings.gateway.ip_hash_secret, "ip-hash.secret").encode(),
+        trusted_proxies=anonymous.parse_networks(gw.trusted_proxies),
     )
 
 
 def _callback_secret(settings: Settings) -> str:
     """The HMAC key for callbacks: the setting, or one made once per data folder."""
-    if settings.jobs.callback_secret:
-        return settings.jobs.callback_secret
-    path = settings.server.data_dir / "callback.secret"
+    return _secret(settings, settings.jobs.callback_secret, "callback.secret")
+
+
+def _secret(settings: Settings, configured: str, filename: str) -> str:
+    """A configured secret, or one made once per data folder."""
+    if configured:
+        return configured
+    path = settings.server.data_dir / filename
     if not path.exists():
         path.write_text(secrets.token_hex(32))
         path.chmod(0o600)
@@ -97,6 +116,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app.include_router(removebg.router)
     app.include_router(bulk_routes.router)
     app.include_router(account.router)
+    app.include_router(gateway.router)
     app.include_router(health.router)
     app.add_middleware(Observe, services=lambda: svc)
     return app

@@ -20,6 +20,8 @@ from clearbg.api.metrics import Metrics
 from clearbg.engine import Engine
 from clearbg.errors import OverloadedError, RateLimitedError
 from clearbg.gateway import keys
+from clearbg.gateway.anonymous import Network
+from clearbg.gateway.fetch import Fetcher
 from clearbg.jobs.queue import JobQueue
 from clearbg.settings import Settings
 from clearbg.store.models import ApiKey, Application
@@ -48,12 +50,39 @@ class EngineSlots:
             self.metrics.queue_depth.labels("requests").set(self.inside)
 
 
+@dataclass(frozen=True)
+class Window:
+    """One rate limit after a hit: allowed or not, and what the X-RateLimit-* headers say."""
+
+    allowed: bool
+    limit: int
+    remaining: int
+    reset: float
+
+    def headers(self) -> dict[str, str]:
+        return {
+            "X-RateLimit-Limit": str(self.limit),
+            "X-RateLimit-Remaining": str(max(0, self.remaining)),
+            "X-RateLimit-Reset": str(math.ceil(self.reset)),
+        }
+
+    def retry_after(self) -> int:
+        return max(1, math.ceil(self.reset - time.time()))
+
+
 class RateLimits:
     """Requests per minute per key (``limits``: memory by default, Redis when configured)."""
 
     def __init__(self, storage_url: str, default_per_minute: int) -> None:
         self.limiter = MovingWindowRateLimiter(storage_from_string(storage_url))
         self.default = default_per_minute
+
+    def take(self, ident: str, per_minute: int) -> Window:
+        """Count one request against ``per_minute`` for ``ident``."""
+        item = RateLimitItemPerMinute(per_minute)
+        allowed = self.limiter.hit(item, ident)
+        reset, remaining = self.limiter.get_window_stats(item, ident)
+        return Window(allowed, item.amount, remaining, reset)
 
     def hit(self, request: Request, ident: str, per_minute: int | None) -> None:
         """Count a request; put the X-RateLimit-* headers on the response; 429 when over."""
@@ -81,6 +110,9 @@ class Services:
     slots: EngineSlots
     limits: RateLimits
     queue: JobQueue
+    fetcher: Fetcher
+    ip_secret: bytes
+    trusted_proxies: list[Network]
     ready: bool = False
 
 

@@ -31,5 +31,20 @@ class Metrics:
             registry=self.registry,
         )
 
+        # the gateway, by application id (never by client IP: bounded cardinality)
+        self.gateway_requests = Counter(
+            "clearbg_gateway_requests",
+            "Gateway requests by application, status and error code",
+            ["application", "status", "code"],
+            registry=self.registry,
+        )
+        self.gateway_latency = Histogram(
+            "clearbg_gateway_seconds",
+            "Gateway latency by application (total and upstream)",
+            ["application", "part"],
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30),
+            registry=self.registry,
+        )
+
     def render(self) -> bytes:
         return generate_latest(self.registry)

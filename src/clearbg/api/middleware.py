@@ -88,7 +88,18 @@ class Observe:
         svc.metrics.latency.labels(path).observe(elapsed)
         if state.get("error_code"):
             svc.metrics.errors.labels(state["error_code"]).inc()
-        if scope["path"].startswith("/v1/"):
+        gateway = scope["path"].startswith("/api/v1/")
+        if gateway:
+            app_label = str(state.get("application_id") or "none")
+            svc.metrics.gateway_requests.labels(
+                app_label, str(sent["status"]), state.get("error_code") or ""
+            ).inc()
+            svc.metrics.gateway_latency.labels(app_label, "total").observe(elapsed)
+            if state.get("upstream_ms") is not None:
+                svc.metrics.gateway_latency.labels(app_label, "upstream").observe(
+                    state["upstream_ms"] / 1000
+                )
+        if scope["path"].startswith("/v1/") or gateway:
             record = UsageRecord(
                 application_id=state.get("application_id"),
                 api_key_id=state.get("api_key_id"),
@@ -99,6 +110,8 @@ class Observe:
                 bytes_in=state.get("bytes_in", int(length) if length.isdigit() else 0),
                 bytes_out=sent["bytes"],
                 latency_ms=elapsed * 1000,
+                client_ip_hash=state.get("client_ip_hash"),
+                upstream_ms=state.get("upstream_ms"),
             )
             await anyio.to_thread.run_sync(_save, svc, record)
 

@@ -57,6 +57,15 @@ class Application(Base):
     app_key: Mapped[str] = mapped_column(String(64), unique=True, index=True)
     rate_per_minute: Mapped[int | None] = mapped_column(Integer, default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # the Monitor gateway (POST /api/v1/clearbg)
+    gateway_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    upstream: Mapped[str] = mapped_column(String(10), default="local")  # local | http | none
+    upstream_url: Mapped[str | None] = mapped_column(Text, default=None)
+    upstream_key: Mapped[str | None] = mapped_column(String(200), default=None)
+    anon_daily_limit: Mapped[int] = mapped_column(Integer, default=0)  # 0: no anonymous use
+    ip_per_minute: Mapped[int | None] = mapped_column(Integer, default=None)  # None: setting
+    key_per_minute: Mapped[int | None] = mapped_column(Integer, default=None)  # 0: off
+    credit_cost_cents: Mapped[int] = mapped_column(BigInteger, default=100)
 
 
 class ApiKey(Base):
@@ -104,6 +113,19 @@ class UsageRecord(Base):
     bytes_out: Mapped[int] = mapped_column(BigInteger, default=0)
     latency_ms: Mapped[float] = mapped_column(default=0.0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    client_ip_hash: Mapped[str | None] = mapped_column(String(64), default=None)
+    upstream_ms: Mapped[float | None] = mapped_column(default=None)
+
+
+class AnonymousUsage(Base):
+    """Anonymous gateway requests per application, hashed client IP and UTC day."""
+
+    __tablename__ = "anonymous_usage"
+
+    application_id: Mapped[int] = mapped_column(ForeignKey("applications.id"), primary_key=True)
+    client_ip_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)  # YYYY-MM-DD, UTC
+    count: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class IdempotencyRecord(Base):
