@@ -33,6 +33,7 @@ def make_png(size: tuple[int, int] = (64, 48)) -> bytes:
 
 PNG = make_png()
 BIG = 26 * 1024 * 1024
+UPSTREAM_TIMEOUT = 3.0
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -66,6 +67,19 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, b"<html>no image here</html>", "text/html")
         else:
             self._send(404, b"not found", "text/plain")
+
+    def do_POST(self) -> None:
+        """A fake upstream for the faults a real one does not make."""
+        self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        if self.path == "/slow/v1/removebg":
+            time.sleep(UPSTREAM_TIMEOUT + 1.5)
+            self._send(200, PNG, "image/png")
+        elif self.path == "/garbage/v1/removebg":
+            self._send(200, b"<html>surprise</html>", "text/html")
+        elif self.path == "/webp/v1/removebg":
+            self._send(200, b"RIFF....WEBPVP8 fake bytes", "image/webp")
+        else:
+            self._send(500, b"upstream broke", "text/plain")
 
     def _send(self, status: int, body: bytes, media: str) -> None:
         self.send_response(status)
@@ -142,7 +156,13 @@ class Gateway:
 def start_gateway(
     tmp: object, engine: Engine, **overrides: dict[str, object]
 ) -> tuple[Gateway, object]:
-    gw = {"ip_per_minute": 0, "key_per_minute": 0, "connect_timeout": 2.0, "read_timeout": 1.0}
+    gw = {
+        "ip_per_minute": 0,
+        "key_per_minute": 0,
+        "connect_timeout": 2.0,
+        "read_timeout": 1.0,
+        "upstream_timeout": UPSTREAM_TIMEOUT,
+    }
     gw.update(overrides.pop("gateway", {}))
     server, stop = start_server(tmp, engine, gateway=gw, **overrides)  # type: ignore[arg-type]
     return Gateway(server), stop

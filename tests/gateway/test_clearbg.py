@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 from sqlalchemy import select
 
-from clearbg.store.models import LedgerEntry, UsageRecord
+from clearbg.store.models import ApiKey, LedgerEntry, UsageRecord
 from tests.gateway.conftest import PNG, Gateway
 
 
@@ -253,12 +253,33 @@ def test_unreachable_upstream_is_502_and_refunded(gateway: Gateway) -> None:
     assert gateway.server.balance(key) == 2
 
 
-def test_an_upstream_answering_no_image_is_502(gateway: Gateway, image_host: str) -> None:
-    # the image host answers 404 text for /v1/removebg: an error answer
-    app = gateway.make_app("garbage-upstream", upstream="http", upstream_url=image_host)
+@pytest.mark.parametrize(
+    ("path", "code"),
+    [("", "upstream_error"), ("/garbage", "upstream_bad_response"), ("/slow", "upstream_timeout")],
+)
+def test_upstream_faults_are_502_and_refunded(
+    gateway: Gateway, image_host: str, path: str, code: str
+) -> None:
+    app = gateway.make_app(f"faulty{path}", upstream="http", upstream_url=image_host + path)
     key = gateway.make_key(app, credits_=2)
-    assert_problem(gateway.post(app, key, file=PNG), 502, "upstream_error")
+    assert_problem(gateway.post(app, key, file=PNG), 502, code)
     assert gateway.server.balance(key) == 2
+    with gateway.server.db() as db:
+        reasons = db.scalars(
+            select(LedgerEntry.reason)
+            .join(ApiKey, ApiKey.id == LedgerEntry.api_key_id)
+            .where(ApiKey.prefix == key[:12])
+            .order_by(LedgerEntry.id)
+        ).all()
+    assert reasons == ["topup", "charge", "refund"]
+
+
+def test_the_upstream_content_type_is_passed_on(gateway: Gateway, image_host: str) -> None:
+    app = gateway.make_app("webp-upstream", upstream="http", upstream_url=image_host + "/webp")
+    resp = gateway.post(app, gateway.make_key(app), file=PNG)
+    assert resp.status_code == 200
+    assert resp.headers["content-type"] == "image/webp"
+    assert resp.content == b"RIFF....WEBPVP8 fake bytes"
 
 
 def test_metrics_carry_the_application_id(gateway: Gateway, app_key: str) -> None:
