@@ -361,6 +361,11 @@ def test_models_add_registers_a_users_file_and_remove_uses_it(
     assert again.exit_code == 3 and "built-in" in again.stderr
     family = run(["models", "add", "x", str(own), "--family", "yolo"], model_env)
     assert family.exit_code == 2
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"not a network" * 50)
+    not_onnx = run(["models", "add", "junk", str(junk), "--family", "u2net"], model_env)
+    assert not_onnx.exit_code == 4
+    assert "[model_load_failed]" in not_onnx.stderr
 
     out = photos / "mine.png"
     result = run(["remove", str(photos / "car.jpg"), "-o", str(out), "-m", "mine"], model_env)
