@@ -127,39 +127,39 @@ def _resize(
     return np.asarray(im.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0))
 
 
-def _mask_rows(
+def _upsample_mask(
     mask: NDArray[np.float32],
     photo_size: tuple[int, int],
     region: tuple[int, int, int, int],
     out_size: tuple[int, int],
-) -> AlphaRows:
-    """Rows of the model's mask at the output size: 8-bit and Lanczos, as rembg does (so raw
-    output matches it), any strip computed alone (Pillow's box resize gives the same pixels)."""
+    pool: Executor | None,
+) -> NDArray[np.uint8]:
+    """The model's mask at the output size: 8-bit and Lanczos, as rembg does (so raw output
+    matches it). Two halves computed at once (Pillow's resize of a box: one call per half,
+    since each call has a large fixed cost)."""
     w, h = photo_size
     mh, mw = mask.shape
     left, top, right, bottom = region
     if out_size == (right - left, bottom - top) and out_size != photo_size:
-        # a crop at full scale: the very pixels of the uncropped cut-out, sliced
-        whole = _mask_rows(mask, photo_size, (0, 0, w, h), photo_size)
-        return lambda y0, y1: whole(top + y0, top + y1)[:, left:right]
+        # a crop at full scale: the very pixels of the uncropped cut-out
+        whole = _upsample_mask(mask, photo_size, (0, 0, w, h), photo_size, pool)
+        return whole[top:bottom, left:right]
     sx, sy = mw / w, mh / h
     mask8 = Image.fromarray((mask * 255).astype(np.uint8))
     ow, oh = out_size
     per_row = (bottom - top) * sy / oh
+    half = oh // 2 - (oh // 2) % ROW_BLOCK if oh >= 4 * ROW_BLOCK else oh
+    parts = [(0, half), (half, oh)] if 0 < half < oh else [(0, oh)]
 
-    def block(b0: int) -> NDArray[np.uint8]:
-        b1 = min(oh, b0 + ROW_BLOCK)
-        box = (left * sx, top * sy + b0 * per_row, right * sx, top * sy + b1 * per_row)
-        return np.asarray(mask8.resize((ow, b1 - b0), Image.Resampling.LANCZOS, box=box))
+    def part(y0: int, y1: int) -> NDArray[np.uint8]:
+        box = (left * sx, top * sy + y0 * per_row, right * sx, top * sy + y1 * per_row)
+        return np.asarray(mask8.resize((ow, y1 - y0), Image.Resampling.LANCZOS, box=box))
 
-    def rows(y0: int, y1: int) -> NDArray[np.uint8]:
-        # always computed in the same fixed blocks, so any strip gets the very same pixels
-        first = y0 - y0 % ROW_BLOCK
-        parts = [block(b) for b in range(first, y1, ROW_BLOCK)]
-        whole = parts[0] if len(parts) == 1 else np.concatenate(parts)
-        return whole[y0 - first : y1 - first]
-
-    return rows
+    if pool is None or len(parts) == 1:
+        done = [part(*p) for p in parts]
+    else:
+        done = [f.result() for f in [pool.submit(part, *p) for p in parts]]
+    return done[0] if len(done) == 1 else np.concatenate(done)
 
 
 def _gather(rows: AlphaRows, height: int, pool: Executor | None) -> NDArray[np.uint8]:
@@ -179,12 +179,12 @@ def layers(
     region = _region(mask, (w, h), opts)
     out_size = fit_size(region[2] - region[0], region[3] - region[1], opts.size)
     rgb = _resize(pixels.rgb, out_size, region)
-    mask_rows = _mask_rows(mask, (w, h), region, out_size)
+    upsampled = _upsample_mask(mask, (w, h), region, out_size, pool)
     alpha_in = None if pixels.alpha is None else _resize(pixels.alpha, out_size, region)
     tracker = _BoxTracker()
 
     def alpha_rows(y0: int, y1: int) -> NDArray[np.uint8]:
-        a = mask_rows(y0, y1)
+        a = np.ascontiguousarray(upsampled[y0:y1])
         if alpha_in is not None:  # the photo's own transparency stays transparent
             own = np.ascontiguousarray(alpha_in[y0:y1])
             a = np.asarray(cv2.multiply(a, own, scale=1 / 255), dtype=np.uint8)
@@ -194,7 +194,7 @@ def layers(
     needs_whole = opts.refine or (opts.foreground and opts.channels == "rgba") or opts.crop
     if not needs_whole:
         return Layers(rgb, out_size[0], out_size[1], alpha_rows, tracker)
-    alpha = _gather(mask_rows, out_size[1], pool)
+    alpha = np.ascontiguousarray(upsampled)
     if opts.refine or (opts.foreground and opts.channels == "rgba"):
         rgb = np.ascontiguousarray(rgb)
         soft = alpha.astype(np.float32) * np.float32(1 / 255)
@@ -237,10 +237,15 @@ def _tighten(
 
 def _transparent_rows(rgb: NDArray[np.uint8], a: NDArray[np.uint8]) -> NDArray[np.uint8]:
     """RGBA rows of a cut-out; fully transparent pixels get colour 0 (nothing hidden, smaller)."""
-    out = np.empty((a.shape[0], a.shape[1], 4), dtype=np.uint8)
-    np.multiply(rgb, (a != 0)[:, :, None], out=out[:, :, :3], casting="unsafe")
+    h, w = a.shape
+    if rgb.strides[1] == 4 and rgb.strides[2] == 1:
+        # the colour is a view into RGBA pixels: copy them whole (one memcpy), alpha after
+        out = np.lib.stride_tricks.as_strided(rgb, (h, w, 4), (rgb.strides[0], 4, 1)).copy()
+    else:
+        out = np.asarray(cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2RGBA))
     out[:, :, 3] = a
-    return out
+    visible = (a != 0).view(np.uint8)
+    return np.asarray(cv2.bitwise_and(out, out, mask=visible), dtype=np.uint8)
 
 
 def _over_rows(
