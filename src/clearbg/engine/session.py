@@ -11,6 +11,7 @@ import ctypes
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -112,23 +113,37 @@ class ModelSession:
 
 
 class SessionCache:
-    """A bounded, thread-safe LRU of loaded sessions."""
+    """A bounded, thread-safe LRU of loaded sessions. A model loads once, under its own lock,
+    so loading one (seconds) never holds up requests for models already loaded."""
 
     def __init__(self, capacity: int) -> None:
         self._capacity = capacity
         self._items: OrderedDict[str, ModelSession] = OrderedDict()
         self._lock = threading.Lock()
+        self._loading: dict[str, threading.Lock] = {}
 
-    def get(self, name: str, load: Any) -> ModelSession:
+    def _lookup(self, name: str) -> ModelSession | None:
         with self._lock:
             found = self._items.get(name)
             if found is not None:
                 self._items.move_to_end(name)
+            return found
+
+    def get(self, name: str, load: Callable[[], ModelSession]) -> ModelSession:
+        found = self._lookup(name)
+        if found is not None:
+            return found
+        with self._lock:
+            gate = self._loading.setdefault(name, threading.Lock())
+        with gate:
+            found = self._lookup(name)
+            if found is not None:
                 return found
-            session: ModelSession = load()
-            self._items[name] = session
-            while len(self._items) > self._capacity:
-                self._items.popitem(last=False)
+            session = load()
+            with self._lock:
+                self._items[name] = session
+                while len(self._items) > self._capacity:
+                    self._items.popitem(last=False)
             return session
 
     def loaded(self) -> list[str]:
