@@ -15,7 +15,7 @@ from clearbg.api import problems
 from clearbg.api.deps import EngineSlots, RateLimits, Services
 from clearbg.api.metrics import Metrics
 from clearbg.api.middleware import Observe
-from clearbg.api.routes import account, gateway, health, removebg
+from clearbg.api.routes import account, admin, gateway, health, removebg
 from clearbg.api.routes import bulk as bulk_routes
 from clearbg.engine import Engine
 from clearbg.gateway import anonymous, credits
@@ -117,6 +117,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app.include_router(bulk_routes.router)
     app.include_router(account.router)
     app.include_router(gateway.router)
+    app.include_router(admin.router)
     app.include_router(health.router)
     app.add_middleware(Observe, services=lambda: svc)
     return app

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,6 +15,9 @@ from clearbg.errors import ClearbgError
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
+
+    from clearbg.gateway.applications import Unset
+    from clearbg.store.models import Application
 
 
 @click.group()
@@ -62,16 +65,150 @@ def apps() -> None:
     """Applications."""
 
 
+_RATE_HELP = "requests per minute; 'default' uses the setting, 0 switches it off"
+
+
+def _gateway_options(fn: Callable[..., None]) -> Callable[..., None]:
+    """The application's gateway settings, shared by `apps create` and `apps set`."""
+    options = [
+        click.option("--rate", default=None, help="/v1 requests per minute per key, or 'default'."),
+        click.option("--enable/--disable", "enabled", default=None, help="The gateway on or off."),
+        click.option("--upstream", type=click.Choice(["local", "http", "none"]), default=None),
+        click.option("--upstream-url", default=None, help="ClearBG API base URL ('' clears)."),
+        click.option("--upstream-key", default=None, help="X-API-Key for the upstream."),
+        click.option("--anon-daily", type=int, default=None, help="Anonymous images/day/IP."),
+        click.option("--ip-rate", default=None, help="Gateway " + _RATE_HELP + ", per IP."),
+        click.option("--key-rate", default=None, help="Gateway " + _RATE_HELP + ", per key."),
+        click.option("--credit-cost", type=float, default=None, help="Credits per image."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def _rate(name: str, value: str | None) -> int | Unset | None:
+    from clearbg.errors import InvalidOptionError
+    from clearbg.gateway.applications import UNSET
+
+    if value is None:
+        return UNSET
+    if value.strip().lower() == "default":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise InvalidOptionError(name, "must be a whole number or 'default'") from None
+
+
+def _apply(
+    db: Session,
+    app: Application,
+    rate: str | None,
+    enabled: bool | None,
+    upstream: str | None,
+    upstream_url: str | None,
+    upstream_key: str | None,
+    anon_daily: int | None,
+    ip_rate: str | None,
+    key_rate: str | None,
+    credit_cost: float | None,
+) -> None:
+    from clearbg.gateway.applications import UNSET, update_application
+    from clearbg.gateway.credits import cents
+
+    update_application(
+        db,
+        app,
+        rate_per_minute=_rate("rate", rate),
+        enabled=UNSET if enabled is None else enabled,
+        upstream=UNSET if upstream is None else upstream,
+        upstream_url=UNSET if upstream_url is None else upstream_url,
+        upstream_key=UNSET if upstream_key is None else upstream_key,
+        anon_daily_limit=UNSET if anon_daily is None else anon_daily,
+        ip_per_minute=_rate("ip_rate", ip_rate),
+        key_per_minute=_rate("key_rate", key_rate),
+        credit_cost_cents=UNSET if credit_cost is None else cents(credit_cost),
+    )
+
+
+def _describe(app: Application) -> str:
+    from clearbg.gateway.credits import credits
+
+    def rate(value: int | None) -> str:
+        return "default" if value is None else ("off" if value == 0 else f"{value}/min")
+
+    upstream = app.upstream + (f" {app.upstream_url}" if app.upstream == "http" else "")
+    return (
+        f"application {app.name} (id {app.id}), app key {app.app_key}\n"
+        f"  gateway {'enabled' if app.gateway_enabled else 'disabled'}, upstream {upstream}"
+        f"{' (key set)' if app.upstream_key else ''}\n"
+        f"  anonymous {app.anon_daily_limit}/day per IP, throttle {rate(app.ip_per_minute)} per IP"
+        f" and {rate(app.key_per_minute)} per key, {credits(app.credit_cost_cents):g} credits"
+        " per image"
+    )
+
+
 @apps.command("create")
 @click.argument("name")
-@click.option("--rate", type=int, default=None, help="Requests per minute per key.")
+@_gateway_options
 @click.pass_context
-def apps_create(ctx: click.Context, name: str, rate: int | None) -> None:
+def apps_create(
+    ctx: click.Context,
+    name: str,
+    rate: str | None,
+    enabled: bool | None,
+    upstream: str | None,
+    upstream_url: str | None,
+    upstream_key: str | None,
+    anon_daily: int | None,
+    ip_rate: str | None,
+    key_rate: str | None,
+    credit_cost: float | None,
+) -> None:
     from clearbg.gateway import keys
 
     with _db(ctx) as db:
-        app = keys.create_application(db, name, rate)
-        click.echo(f"application {app.name} (id {app.id}), app key {app.app_key}")
+        app = keys.create_application(db, name)
+        _apply(db, app, rate, enabled, upstream, upstream_url, upstream_key, anon_daily,
+               ip_rate, key_rate, credit_cost)  # fmt: skip
+        click.echo(_describe(app))
+
+
+@apps.command("set")
+@click.argument("name")
+@_gateway_options
+@click.pass_context
+def apps_set(
+    ctx: click.Context,
+    name: str,
+    rate: str | None,
+    enabled: bool | None,
+    upstream: str | None,
+    upstream_url: str | None,
+    upstream_key: str | None,
+    anon_daily: int | None,
+    ip_rate: str | None,
+    key_rate: str | None,
+    credit_cost: float | None,
+) -> None:
+    """Change NAME's (name or id) settings; options not given stay as they are."""
+    from clearbg.gateway import keys
+
+    with _db(ctx) as db:
+        app = keys.find_application(db, name)
+        _apply(db, app, rate, enabled, upstream, upstream_url, upstream_key, anon_daily,
+               ip_rate, key_rate, credit_cost)  # fmt: skip
+        click.echo(_describe(app))
+
+
+@apps.command("show")
+@click.argument("name")
+@click.pass_context
+def apps_show(ctx: click.Context, name: str) -> None:
+    from clearbg.gateway import keys
+
+    with _db(ctx) as db:
+        click.echo(_describe(keys.find_application(db, name)))
 
 
 @apps.command("list")
@@ -81,7 +218,7 @@ def apps_list(ctx: click.Context) -> None:
 
     from clearbg.store.models import Application
 
-    table = _table("id", "name", "app key", "rate/min", "created")
+    table = _table("id", "name", "app key", "rate/min", "gateway", "anon/day", "cost", "created")
     with _db(ctx) as db:
         for app in db.scalars(select(Application).order_by(Application.id)):
             table.add_row(  # type: ignore[attr-defined]
@@ -89,6 +226,10 @@ def apps_list(ctx: click.Context) -> None:
                 app.name,
                 app.app_key,
                 str(app.rate_per_minute or "default"),
+                (app.upstream if app.gateway_enabled else "disabled")
+                + (f" {app.upstream_url}" if app.upstream == "http" else ""),
+                str(app.anon_daily_limit),
+                f"{app.credit_cost_cents / 100:g}",
                 f"{app.created_at:%Y-%m-%d}",
             )
     _print(table)
@@ -191,40 +332,31 @@ def credits_add(ctx: click.Context, prefix: str, amount: float, note: str) -> No
 
 @admin.command("usage")
 @click.option("--days", type=int, default=7, show_default=True)
+@click.option("--app", "application", default=None, help="Only this application (name or id).")
+@click.option("--endpoint", default=None, help="Only this endpoint, e.g. /api/v1/clearbg.")
 @click.pass_context
-def usage(ctx: click.Context, days: int) -> None:
-    """Requests, images, errors and credits by application, key and day."""
-    from sqlalchemy import func, select
-
-    from clearbg.gateway.credits import credits
-    from clearbg.store.models import UsageRecord
+def usage(ctx: click.Context, days: int, application: str | None, endpoint: str | None) -> None:
+    """Requests, images, errors by code, p50/p95 latency and credits by application, key, day."""
+    from clearbg.gateway import keys as service
+    from clearbg.gateway.usage import summarize
 
     since = datetime.now(UTC) - timedelta(days=days)
-    table = _table("day", "app", "key", "requests", "images", "errors", "credits")
-    day = func.date(UsageRecord.created_at)
+    table = _table(
+        "day", "app", "key", "requests", "images", "errors", "p50 ms", "p95 ms", "credits"
+    )
     with _db(ctx) as db:
-        rows = db.execute(
-            select(
-                day,
-                UsageRecord.application_id,
-                UsageRecord.api_key_id,
-                func.count(),
-                func.count().filter(UsageRecord.status == 200),
-                func.count().filter(UsageRecord.status >= 400),
-                func.coalesce(func.sum(UsageRecord.credits_cents), 0),
-            )
-            .where(UsageRecord.created_at >= since)
-            .group_by(day, UsageRecord.application_id, UsageRecord.api_key_id)
-            .order_by(day)
-        ).all()
-    for d, app_id, key_id, n, ok, bad, spent in rows:
+        app_id = service.find_application(db, application).id if application else None
+        rows = summarize(db, since, application_id=app_id, endpoint=endpoint)
+    for row in rows:
         table.add_row(  # type: ignore[attr-defined]
-            str(d),
-            str(app_id or "-"),
-            str(key_id or "-"),
-            str(n),
-            str(ok),
-            str(bad),
-            f"{credits(int(spent)):g}",
+            row.day,
+            str(row.application_id or "-"),
+            row.api_key or "anonymous",
+            str(row.requests),
+            str(row.images),
+            ", ".join(f"{code} {n}" for code, n in row.errors.items()) or "-",
+            f"{row.p50_ms:.0f}",
+            f"{row.p95_ms:.0f}",
+            f"{row.credits:g}",
         )
     _print(table)

@@ -38,4 +38,11 @@ def serve(host: str | None, port: int | None, data_dir: Path | None) -> None:
             f" credits). It is shown only this once:\n\n    {first}\n"
         )
     click.echo(f"ClearBG API on http://{server.host}:{server.port} (docs at /docs)")
-    uvicorn.run(app, host=server.host, port=server.port, log_level=server.log_level)
+    # proxy_headers off: X-Forwarded-For is believed only from CLEARBG_GATEWAY__TRUSTED_PROXIES
+    uvicorn.run(
+        app,
+        host=server.host,
+        port=server.port,
+        log_level=server.log_level,
+        proxy_headers=False,
+    )

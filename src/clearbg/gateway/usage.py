@@ -1,0 +1,93 @@
+"""Usage summaries by application, key and UTC day: requests, images, errors by code, p50/p95
+latency (total and upstream), credits and bytes. Computed from the usage records."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from clearbg.gateway.credits import credits
+from clearbg.store.models import ApiKey, UsageRecord
+
+__all__ = ["UsageRow", "percentile", "summarize"]
+
+
+@dataclass(frozen=True)
+class UsageRow:
+    day: str
+    application_id: int | None
+    api_key: str | None  # the key's prefix; None: anonymous (or refused before a key was known)
+    requests: int
+    images: int
+    errors: dict[str, int] = field(default_factory=dict)
+    p50_ms: float = 0.0
+    p95_ms: float = 0.0
+    upstream_p50_ms: float | None = None
+    upstream_p95_ms: float | None = None
+    credits: float = 0.0
+    bytes_in: int = 0
+    bytes_out: int = 0
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile (``q`` in 0..100); 0 for no values."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q / 100 * len(ordered)))
+    return round(ordered[rank - 1], 1)
+
+
+def summarize(
+    db: Session,
+    since: datetime,
+    *,
+    application_id: int | None = None,
+    endpoint: str | None = None,
+) -> list[UsageRow]:
+    query = (
+        select(UsageRecord, ApiKey.prefix)
+        .outerjoin(ApiKey, ApiKey.id == UsageRecord.api_key_id)
+        .where(UsageRecord.created_at >= since)
+        .order_by(UsageRecord.id)
+    )
+    if application_id is not None:
+        query = query.where(UsageRecord.application_id == application_id)
+    if endpoint is not None:
+        query = query.where(UsageRecord.endpoint == endpoint)
+    groups: dict[tuple[str, int | None, str | None], list[UsageRecord]] = defaultdict(list)
+    for record, key_prefix in db.execute(query):
+        groups[(record.created_at.strftime("%Y-%m-%d"), record.application_id, key_prefix)].append(
+            record
+        )
+    rows = []
+    for (day, app_id, prefix), records in sorted(
+        groups.items(), key=lambda kv: (kv[0][0], kv[0][1] or 0, kv[0][2] or "")
+    ):
+        latencies = [r.latency_ms for r in records]
+        upstream = [r.upstream_ms for r in records if r.upstream_ms is not None]
+        errors = Counter(r.error_code or str(r.status) for r in records if r.status >= 400)
+        rows.append(
+            UsageRow(
+                day=day,
+                application_id=app_id,
+                api_key=prefix,
+                requests=len(records),
+                images=sum(1 for r in records if r.status == 200),
+                errors=dict(sorted(errors.items())),
+                p50_ms=percentile(latencies, 50),
+                p95_ms=percentile(latencies, 95),
+                upstream_p50_ms=percentile(upstream, 50) if upstream else None,
+                upstream_p95_ms=percentile(upstream, 95) if upstream else None,
+                credits=credits(sum(r.credits_cents for r in records)),
+                bytes_in=sum(r.bytes_in for r in records),
+                bytes_out=sum(r.bytes_out for r in records),
+            )
+        )
+    return rows
