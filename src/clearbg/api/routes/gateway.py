@@ -17,6 +17,8 @@ from __future__ import annotations
 import time
 from typing import Annotated
 
+import anyio
+import anyio.to_thread
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import Response
 from starlette.datastructures import UploadFile
@@ -66,15 +68,14 @@ async def clearbg(
     """Remove the background of one image: a file, an http(s) URL, base64 or a data URL."""
     if not x_app_key or not x_app_key.strip():
         raise MissingAppKeyError("send the application key in the X-App-Key header")
-    with svc.sessions() as db:
-        app = GatewayConfig.of(find_by_app_key(db, x_app_key))
+    app = await anyio.to_thread.run_sync(_load_application, svc, x_app_key)
     request.state.application_id = app.id
     peer = request.client.host if request.client else None
     ip = anonymous.client_ip(peer, request.headers.getlist("x-forwarded-for"), svc.trusted_proxies)
     ip_hash = anonymous.hash_ip(svc.ip_secret, ip)
     request.state.client_ip_hash = ip_hash
     gw = svc.settings.gateway
-    windows = [_throttle(svc, f"gw:ip:{app.id}:{ip}", app.ip_per_minute, gw.ip_per_minute)]
+    windows = [_throttle(svc, f"gw:ip:{app.id}:{ip_hash}", app.ip_per_minute, gw.ip_per_minute)]
     _limit_headers(request, windows)
 
     if not app.enabled:
@@ -84,7 +85,7 @@ async def clearbg(
 
     key = None
     if x_api_key is not None:
-        key = _authenticate(svc, app, x_api_key)
+        key = await anyio.to_thread.run_sync(_authenticate, svc, app, x_api_key)
         request.state.api_key_id = key.id
         windows.append(_throttle(svc, f"gw:key:{key.id}", app.key_per_minute, gw.key_per_minute))
         _limit_headers(request, windows)
@@ -97,36 +98,67 @@ async def clearbg(
 
     reference = f"gw:{request.state.request_id}"
     day = anonymous.today()
-    cost = 0
-    if key is not None:
-        cost = 0 if key.unlimited else app.credit_cost_cents
-        try:
-            with svc.sessions.begin() as db:
-                credits.charge(db, key, cost, reference)
-        except InsufficientCreditsError as exc:
-            raise GatewayCreditsError(exc.message) from exc
-    else:
-        with svc.sessions.begin() as db:
-            taken = anonymous.take(db, app.id, ip_hash, app.anon_daily_limit, day)
-        if not taken:
-            raise AnonymousLimitError(
-                f"the anonymous limit of {app.anon_daily_limit} images a day is spent; "
-                "send X-Api-Key or come back after 00:00 UTC",
-                retry_after=anonymous.seconds_to_midnight(),
-            )
+    cost = 0 if key is None or key.unlimited else app.credit_cost_cents
+    await anyio.to_thread.run_sync(_reserve, svc, app, key, cost, reference, ip_hash, day)
     try:
         result = await _call_upstream(svc, app, data, request.state.request_id)
     except BaseException:
-        with svc.sessions.begin() as db:
-            if key is not None:
-                credits.refund(db, key, cost, f"refund:{reference}")
-            else:
-                anonymous.give_back(db, app.id, ip_hash, day)
+        with anyio.CancelScope(shield=True):  # a client that went away still gets its refund
+            await anyio.to_thread.run_sync(_release, svc, app, key, cost, reference, ip_hash, day)
         raise
     request.state.credits_cents = cost
     request.state.upstream_ms = result.upstream_ms
     headers = {"X-Credits-Charged": f"{credits.credits(cost):g}"}
     return Response(result.data, media_type=result.media_type, headers=headers)
+
+
+def _load_application(svc: Services, app_key: str) -> GatewayConfig:
+    with svc.sessions() as db:
+        return GatewayConfig.of(find_by_app_key(db, app_key))
+
+
+def _reserve(
+    svc: Services,
+    app: GatewayConfig,
+    key: ApiKey | None,
+    cost: int,
+    reference: str,
+    ip_hash: str,
+    day: str,
+) -> None:
+    """Take the image's credits (403 when short) or one of the day's anonymous images (429)."""
+    if key is not None:
+        try:
+            with svc.sessions.begin() as db:
+                credits.charge(db, key, cost, reference)
+        except InsufficientCreditsError as exc:
+            raise GatewayCreditsError(exc.message) from exc
+        return
+    with svc.sessions.begin() as db:
+        taken = anonymous.take(db, app.id, ip_hash, app.anon_daily_limit, day)
+    if not taken:
+        raise AnonymousLimitError(
+            f"the anonymous limit of {app.anon_daily_limit} images a day is spent; "
+            "send X-Api-Key or come back after 00:00 UTC",
+            retry_after=anonymous.seconds_to_midnight(),
+        )
+
+
+def _release(
+    svc: Services,
+    app: GatewayConfig,
+    key: ApiKey | None,
+    cost: int,
+    reference: str,
+    ip_hash: str,
+    day: str,
+) -> None:
+    """Give back what ``_reserve`` took: nothing delivered, nothing charged."""
+    with svc.sessions.begin() as db:
+        if key is not None:
+            credits.refund(db, key, cost, f"refund:{reference}")
+        else:
+            anonymous.give_back(db, app.id, ip_hash, day)
 
 
 def _throttle(svc: Services, ident: str, own: int | None, default: int) -> Window:
