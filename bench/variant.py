@@ -371,6 +371,8 @@ def build_variants(
         ("int8 QDQ mixed", QuantFormat.QDQ, u8, sensitive, fp32_convs),
         ("int8 QOp mixed", QuantFormat.QOperator, u8, sensitive, fp32_convs),
     ):
+        if label.endswith("mixed") and not sensitive:
+            continue  # no weight-sensitive Conv: the same model as the one above
         dest = out / (label.replace(" ", "-") + ".onnx")
         first = not cache.is_file()
         b = static(fmt, act, s8, dest, exclude) + (pre_s if first else 0.0)
