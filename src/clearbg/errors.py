@@ -8,13 +8,13 @@ ends with, so the three edges (HTTP, CLI, SDK) translate errors in one place eac
     ├── InputError                    400 invalid_input         exit 3
     │   ├── InvalidOptionError        400 invalid_option
     │   ├── UnknownModelError         400 unknown_model
-    │   └── ImageError                400 invalid_image
-    │       ├── EmptyImageError       400 empty_image
-    │       ├── NotAnImageError       400 not_an_image
-    │       ├── TruncatedImageError   400 truncated_image
-    │       ├── CorruptImageError     400 corrupt_image
-    │       ├── TooManyPixelsError    400 too_many_pixels
-    │       └── UnsupportedFormatError 415 unsupported_format
+    │   ├── ImageError                400 invalid_image
+    │   │   ├── EmptyImageError       400 empty_image
+    │   │   ├── NotAnImageError       400 not_an_image
+    │   │   ├── TruncatedImageError   400 truncated_image
+    │   │   ├── CorruptImageError     400 corrupt_image
+    │   │   ├── TooManyPixelsError    400 too_many_pixels
+    │   │   └── UnsupportedFormatError 415 unsupported_format
     │   ├── PayloadTooLargeError      413 payload_too_large
     │   ├── IdempotencyMismatchError  422 idempotency_key_reused
     │   ├── NotFoundError             404 not_found

@@ -153,6 +153,13 @@ def test_a_file_over_25_mb_is_413(gateway: Gateway, app_key: str) -> None:
 def test_missing_app_key_is_400(gateway: Gateway) -> None:
     assert_problem(gateway.post(None, file=PNG), 400, "missing_app_key")
     assert_problem(gateway.post("", file=PNG), 400, "missing_app_key")
+    deadline = time.monotonic() + 10
+    while True:
+        refused = [r for r in wait_usage(gateway, 0) if r.error_code == "missing_app_key"]
+        if len(refused) >= 2 or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert len(refused) == 2 and all(r.client_ip_hash and r.application_id is None for r in refused)
 
 
 def test_unknown_app_key_is_404(gateway: Gateway) -> None:

@@ -66,14 +66,14 @@ async def clearbg(
     x_api_key: Annotated[str | None, Header(description="End-user API key (billing)")] = None,
 ) -> Response:
     """Remove the background of one image: a file, an http(s) URL, base64 or a data URL."""
-    if not x_app_key or not x_app_key.strip():
-        raise MissingAppKeyError("send the application key in the X-App-Key header")
-    app = await anyio.to_thread.run_sync(_load_application, svc, x_app_key)
-    request.state.application_id = app.id
     peer = request.client.host if request.client else None
     ip = anonymous.client_ip(peer, request.headers.getlist("x-forwarded-for"), svc.trusted_proxies)
     ip_hash = anonymous.hash_ip(svc.ip_secret, ip)
     request.state.client_ip_hash = ip_hash
+    if not x_app_key or not x_app_key.strip():
+        raise MissingAppKeyError("send the application key in the X-App-Key header")
+    app = await anyio.to_thread.run_sync(_load_application, svc, x_app_key)
+    request.state.application_id = app.id
     gw = svc.settings.gateway
     windows = [_throttle(svc, f"gw:ip:{app.id}:{ip_hash}", app.ip_per_minute, gw.ip_per_minute)]
     _limit_headers(request, windows)
