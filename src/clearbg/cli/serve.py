@@ -32,10 +32,12 @@ def serve(host: str | None, port: int | None, data_dir: Path | None) -> None:
     app = create_app(settings)
     with app.state.services.sessions.begin() as db:
         first = keys.ensure_first_key(db, credits.cents(settings.credits.first_key_credits))
+        app_key = keys.find_application(db, "default").app_key if first else ""
     if first:
         click.echo(
             f"Created application 'default' with an API key ({settings.credits.first_key_credits:g}"
-            f" credits). It is shown only this once:\n\n    {first}\n"
+            f" credits). It is shown only this once:\n\n    {first}\n\n"
+            f"The application's X-App-Key (for /api/v1/clearbg) is {app_key}\n"
         )
     click.echo(f"ClearBG API on http://{server.host}:{server.port} (docs at /docs)")
     # proxy_headers off: X-Forwarded-For is believed only from CLEARBG_GATEWAY__TRUSTED_PROXIES

@@ -6,10 +6,10 @@ it the request is anonymous and counts against the application's daily limit per
 The answer is the upstream's image as it came. Checks run in this order, so the cheapest refusal
 comes first and nothing is charged for a request that is refused or fails:
 
-missing X-App-Key 400 -> unknown application 404 -> throttle per client IP 429 -> integration
-disabled / upstream not configured 503 -> X-Api-Key 401 -> throttle per key 429 -> anonymous not
-allowed 401 -> multipart and ``image`` 400/413 -> not an image 400 -> credits 403 / anonymous
-daily limit 429 -> upstream 502 -> 200.
+missing X-App-Key 400 -> unknown application 404 (429 when one IP keeps guessing) -> throttle
+per client IP 429 -> integration disabled / upstream not configured 503 -> X-Api-Key 401 ->
+throttle per key 429 -> anonymous not allowed 401 -> multipart and ``image`` 400/413 -> not an
+image 400 -> credits 403 / anonymous daily limit 429 -> upstream 502 -> 200.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from clearbg.errors import (
     MissingImageError,
     ModelError,
     RateLimitedError,
+    UnknownApplicationError,
     UpstreamError,
     UpstreamNotConfiguredError,
     WrongApplicationKeyError,
@@ -72,9 +73,16 @@ async def clearbg(
     request.state.client_ip_hash = ip_hash
     if not x_app_key or not x_app_key.strip():
         raise MissingAppKeyError("send the application key in the X-App-Key header")
-    app = await anyio.to_thread.run_sync(_load_application, svc, x_app_key)
-    request.state.application_id = app.id
     gw = svc.settings.gateway
+    try:
+        app = await anyio.to_thread.run_sync(_load_application, svc, x_app_key)
+    except UnknownApplicationError:
+        # guessing application keys is throttled like any other client: per IP, by the setting
+        _limit_headers(
+            request, [_throttle(svc, f"gw:ip:unknown:{ip_hash}", None, gw.ip_per_minute)]
+        )
+        raise
+    request.state.application_id = app.id
     windows = [_throttle(svc, f"gw:ip:{app.id}:{ip_hash}", app.ip_per_minute, gw.ip_per_minute)]
     _limit_headers(request, windows)
 
