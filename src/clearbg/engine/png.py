@@ -26,7 +26,6 @@ _SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _COLOR_TYPES = {1: 0, 2: 4, 3: 2, 4: 6}  # channels -> PNG colour type
 _MOD_ADLER = 65521
 _STRIP_BYTES = 4 << 20  # aim for about this many raw bytes per strip
-_ROW_ALIGN = 64
 
 
 def _chunk(kind: bytes, payload: bytes) -> bytes:
@@ -44,7 +43,7 @@ def _adler_combine(a1: int, a2: int, len2: int) -> int:
     return (s2 << 16) | s1
 
 
-def _filter_rows(pixels: NDArray[np.uint8]) -> bytes:
+def _filter_rows(pixels: NDArray[np.uint8]) -> memoryview:
     """Rows with the Up filter (type 2); the strip's first row unfiltered (type 0), so a strip
     never depends on the one above it and strips can be made and compressed independently."""
     h = pixels.shape[0]
@@ -54,7 +53,7 @@ def _filter_rows(pixels: NDArray[np.uint8]) -> bytes:
     out[0, 1:] = flat[0]
     out[1:, 0] = 2
     np.subtract(flat[1:], flat[:-1], out=out[1:, 1:])
-    return out.tobytes()
+    return out.data.cast("B")
 
 
 Rows = Callable[[int, int], NDArray[np.uint8]]
@@ -65,7 +64,7 @@ def _compress_strip(rows: Rows, y0: int, y1: int, last: bool, level: int) -> tup
     raw = _filter_rows(rows(y0, y1))
     comp = isal_zlib.compressobj(level, isal_zlib.DEFLATED, -15)
     body = comp.compress(raw) + comp.flush(isal_zlib.Z_FINISH if last else isal_zlib.Z_SYNC_FLUSH)
-    return body, isal_zlib.adler32(raw), len(raw)
+    return body, isal_zlib.adler32(raw), raw.nbytes
 
 
 def encode_png_rows(
@@ -85,7 +84,6 @@ def encode_png_rows(
     if channels not in _COLOR_TYPES:
         raise ValueError(f"cannot write a PNG with {channels} channels")
     step = max(1, _STRIP_BYTES // max(1, width * channels))
-    step = max(_ROW_ALIGN, step - step % _ROW_ALIGN)  # callers may compute rows in blocks of 64
     starts = list(range(0, height, step))
     args = [(rows, y, min(y + step, height), y == starts[-1], level) for y in starts]
     if executor is None or len(args) == 1:
