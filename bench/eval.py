@@ -1,0 +1,224 @@
+"""Mask quality of every model, raw and refined, on ECSSD and the alphamatting.com set.
+
+    python bench/eval.py --data ../shared/data [--models u2net,isnet] [--limit N]
+
+Raw model-resolution masks are cached in ``bench/out/cache/<model>/<set>/<name>.npy`` (inference is
+the slow part); ``--masks-only`` fills the cache and stops.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+from PIL import Image
+
+from clearbg.engine import Engine, refine
+from clearbg.settings import EngineSettings
+
+MODELS = ("u2netp", "u2net", "isnet", "isnet-quint8")
+SETS = ("matting", "ecssd")
+CACHE = Path(__file__).parent / "out" / "cache"
+
+
+def list_images(data: Path, dataset: str, limit: int | None) -> list[Path]:
+    images = sorted((data / dataset / "images").iterdir())
+    return images[:limit] if limit else images
+
+
+def cache_path(model: str, dataset: str, image: Path, flip: bool) -> Path:
+    return CACHE / model / dataset / f"{image.stem}{'.flip' if flip else ''}.npy"
+
+
+def compute_masks(engine: Engine, images: list[Path], model: str, dataset: str, flip: bool) -> None:
+    """Run the model on every image not cached yet (and on its mirror image if ``flip``)."""
+    todo = [p for p in images if not cache_path(model, dataset, p, flip).exists()]
+    t0 = time.perf_counter()
+    for i, path in enumerate(todo):
+        data = path.read_bytes()
+        if flip:
+            decoded = engine.decode(data, model)
+            mirrored = np.ascontiguousarray(decoded.model_input[:, ::-1])
+            mask, _ = engine.session(model).predict(mirrored)
+            mask = mask[:, ::-1]
+        else:
+            mask = engine.mask(data, model).mask
+        out = cache_path(model, dataset, path, flip)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        np.save(out, mask.astype(np.float32))
+        if (i + 1) % 50 == 0:
+            rate = (time.perf_counter() - t0) / (i + 1)
+            print(
+                f"  {model} {dataset}{' flip' if flip else ''}: {i + 1}/{len(todo)} "
+                f"({rate:.2f} s/img)",
+                file=sys.stderr,
+                flush=True,
+            )
+
+
+# -- metrics -------------------------------------------------------------------------------------
+def upsample(mask: NDArray[np.float32], size: tuple[int, int]) -> NDArray[np.float32]:
+    """The model's mask at the photo's size, as the pipeline makes it (8-bit, Lanczos)."""
+    im = Image.fromarray((mask * 255).astype(np.uint8))
+    return np.asarray(im.resize(size, Image.Resampling.LANCZOS), dtype=np.float32) / 255
+
+
+def _edges(binary: NDArray[np.bool_]) -> NDArray[np.bool_]:
+    b = binary.astype(np.uint8)
+    inner = cv2.erode(b, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_REPLICATE)
+    return (b - inner).astype(bool)
+
+
+def boundary_f(pred: NDArray[np.bool_], gt: NDArray[np.bool_], tol: float = 3.0) -> float:
+    """F-score of boundary pixels matched within ``tol`` px (precision and recall both ways)."""
+    pe, ge = _edges(pred), _edges(gt)
+    if not pe.any() and not ge.any():
+        return 1.0
+    if not pe.any() or not ge.any():
+        return 0.0
+    dist_to_g = cv2.distanceTransform((~ge).astype(np.uint8), cv2.DIST_L2, 3)
+    dist_to_p = cv2.distanceTransform((~pe).astype(np.uint8), cv2.DIST_L2, 3)
+    precision = float((dist_to_g[pe] <= tol).mean())
+    recall = float((dist_to_p[ge] <= tol).mean())
+    return 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
+
+
+def scores(alpha: NDArray[np.float32], gt: NDArray[np.float32]) -> dict[str, float]:
+    """IoU of alpha > 0.5, MAE, boundary F (3 px), SAD/1000 and MSE x 1000 of one image."""
+    pred, truth = alpha > 0.5, gt > 0.5
+    union = int((pred | truth).sum())
+    err = alpha - gt
+    return {
+        "iou": 1.0 if union == 0 else int((pred & truth).sum()) / union,
+        "mae": float(np.abs(err).mean()),
+        "bf": boundary_f(pred, truth),
+        "sad": float(np.abs(err).sum()) / 1000,
+        "mse": float((err * err).mean()) * 1000,
+    }
+
+
+Row = dict[str, float]
+
+
+def _mean(rows: list[Row]) -> Row:
+    return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]} if rows else {}
+
+
+def load_truth(data: Path, dataset: str, image: Path) -> NDArray[np.float32]:
+    truth = Image.open(data / dataset / "masks" / f"{image.stem}.png").convert("L")
+    return np.asarray(truth, dtype=np.float32) / 255
+
+
+def evaluate(
+    data: Path, dataset: str, images: list[Path], models: list[str]
+) -> tuple[dict[str, list[Row]], float, float]:
+    """Scores per variant (model raw / refined, flipped, ensemble), refine seconds and MP."""
+    rows: dict[str, list[Row]] = {}
+    seconds = megapixels = 0.0
+    for image in images:
+        rgb = np.asarray(Image.open(image).convert("RGB"))
+        truth = load_truth(data, dataset, image)
+        h, w = truth.shape
+        coarse: dict[str, NDArray[np.float32]] = {}
+        for model in models:
+            path = cache_path(model, dataset, image, False)
+            if not path.exists():
+                continue
+            mask = np.load(path)
+            coarse[model] = upsample(mask, (w, h))
+            flipped = cache_path(model, dataset, image, True)
+            if flipped.exists():
+                both = (mask + np.load(flipped)) / 2
+                coarse[f"{model}+flip"] = upsample(both.astype(np.float32), (w, h))
+        if "u2net" in coarse and "isnet" in coarse:
+            coarse["u2net+isnet"] = (coarse["u2net"] + coarse["isnet"]) / 2
+        for name, alpha in coarse.items():
+            t0 = time.perf_counter()
+            refined = refine.refine_alpha(rgb, alpha)
+            seconds += time.perf_counter() - t0
+            megapixels += h * w / 1e6
+            rows.setdefault(f"{name} raw", []).append(scores(alpha, truth))
+            rows.setdefault(f"{name} refined", []).append(scores(refined, truth))
+    return rows, seconds, megapixels
+
+
+def print_table(dataset: str, rows: dict[str, list[Row]]) -> None:
+    keys = ["iou", "mae", "bf"] + (["sad", "mse"] if dataset == "matting" else [])
+    heads = {"iou": "IoU", "mae": "MAE", "bf": "bound F", "sad": "SAD/1000", "mse": "MSEx1000"}
+    print(f"\n{dataset}")
+    print(f"| {'variant':<26} | {'n':>4} | " + " | ".join(f"{heads[k]:>8}" for k in keys) + " |")
+    print("|" + "---|" * (len(keys) + 2))
+    for name, values in rows.items():
+        m = _mean(values)
+        cells = " | ".join(f"{m[k]:8.4f}" if k != "sad" else f"{m[k]:8.2f}" for k in keys)
+        print(f"| {name:<26} | {len(values):>4} | {cells} |")
+    for name, values in rows.items():
+        if name.endswith(" raw") and dataset == "matting":
+            base, ref = _mean(values), _mean(rows[name.replace(" raw", " refined")])
+            change = 100 * (ref["sad"] - base["sad"]) / base["sad"]
+            print(f"  {name[:-4]}: refinement changes SAD by {change:+.1f}%")
+
+
+def time_refinement(data: Path, megapixels: float = 2.0, repeat: int = 5) -> tuple[float, float]:
+    """Milliseconds per megapixel of refine_alpha and of estimate_foreground on a 2 MP photo."""
+    photo = sorted((data / "matting" / "images").iterdir())[0]
+    im = Image.open(photo).convert("RGB")
+    scale = (megapixels * 1e6 / (im.width * im.height)) ** 0.5
+    im = im.resize((round(im.width * scale), round(im.height * scale)), Image.Resampling.LANCZOS)
+    rgb = np.asarray(im)
+    truth = load_truth(data, "matting", photo)
+    small = Image.fromarray((truth * 255).astype(np.uint8)).resize((320, 320))
+    coarse = upsample(np.asarray(small, dtype=np.float32) / 255, im.size)
+    best_r = best_f = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        alpha = refine.refine_alpha(rgb, coarse)
+        t1 = time.perf_counter()
+        refine.estimate_foreground(rgb, alpha)
+        t2 = time.perf_counter()
+        best_r, best_f = min(best_r, t1 - t0), min(best_f, t2 - t1)
+    mp = im.width * im.height / 1e6
+    return 1000 * best_r / mp, 1000 * best_f / mp
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--data", type=Path, default=Path("../shared/data"))
+    ap.add_argument("--models", default=",".join(MODELS))
+    ap.add_argument("--sets", default=",".join(SETS))
+    ap.add_argument("--limit", type=int, default=None, help="first N images of each set")
+    ap.add_argument("--flip", action="store_true", help="also compute mirrored passes")
+    ap.add_argument("--masks-only", action="store_true", help="fill the mask cache and stop")
+    ap.add_argument("--cached-only", action="store_true", help="score only cached masks")
+    args = ap.parse_args(argv)
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    sets = [s.strip() for s in args.sets.split(",") if s.strip()]
+    if not args.cached_only:
+        engine = Engine(EngineSettings())
+        for dataset in sets:
+            images = list_images(args.data, dataset, args.limit)
+            for model in models:
+                compute_masks(engine, images, model, dataset, flip=False)
+                if args.flip:
+                    compute_masks(engine, images, model, dataset, flip=True)
+        engine.close()
+    if args.masks_only:
+        return 0
+    for dataset in sets:
+        images = list_images(args.data, dataset, args.limit)
+        rows, _, _ = evaluate(args.data, dataset, images, models)
+        print_table(dataset, rows)
+    ms_alpha, ms_fg = time_refinement(args.data)
+    print(
+        f"\nrefine_alpha {ms_alpha:.0f} ms/MP, estimate_foreground {ms_fg:.0f} ms/MP (2 MP photo)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
