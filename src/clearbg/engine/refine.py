@@ -13,7 +13,13 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["estimate_foreground", "guided_filter", "refine_alpha", "uncertain_band"]
+__all__ = [
+    "estimate_foreground",
+    "guided_filter",
+    "refine_alpha",
+    "transition_width",
+    "uncertain_band",
+]
 
 F32 = NDArray[np.float32]
 
@@ -94,23 +100,42 @@ def uncertain_band(
     return band > 0
 
 
-def refine_alpha(rgb: NDArray[np.uint8], coarse: F32) -> F32:
+def transition_width(coarse: F32) -> int:
+    """How many pixels the mask takes to go from out to in: its soft area over its edge length.
+
+    An upsampled mask is as blurred as the ratio of the photo to the model's grid; the filter has
+    to reach across that blur to find the photo's edge, so its radius follows this width.
+    """
+    soft = int(np.count_nonzero((coarse > 0.05) & (coarse < 0.95)))
+    inside = (coarse >= 0.5).astype(np.uint8)
+    edge = int(np.count_nonzero(inside[1:, :] != inside[:-1, :]))
+    edge += int(np.count_nonzero(inside[:, 1:] != inside[:, :-1]))
+    limit = max(2, min(coarse.shape) // 20)
+    return int(np.clip(round(soft / max(1, edge)), 2, limit))
+
+
+def refine_alpha(rgb: NDArray[np.uint8], coarse: F32, passes: int = 1) -> F32:
     """Refined alpha (HxW float32 in 0..1) from the photo and the upsampled model mask.
 
     A colour guided filter of the mask, steered by the photo, replaces the mask only in the band
     where the mask is unsure (and a filter radius around it); clear inside and outside keep the
-    model's values. The radius scales with the image (1% of its shorter side), the coefficients
-    are fitted on a grid up to 4x coarser, so the cost per megapixel stays flat.
+    model's values. The radius is the width of the mask's own soft transitions (so it follows the
+    ratio of photo to model size), the coefficients are fitted on a grid up to 4x coarser.
+    More ``passes`` (each filters the previous result) pull a blurred edge further onto the
+    photo's edge; one pass is the default (on ECSSD further passes cost boundary F).
     """
     if coarse.shape != rgb.shape[:2]:
         raise ValueError(f"mask {coarse.shape} and photo {rgb.shape[:2]} differ in size")
-    h, w = coarse.shape
-    radius = max(2, round(min(h, w) / 100))
-    guide = rgb.astype(np.float32) * np.float32(1 / 255)
+    if passes < 1:
+        raise ValueError("passes must be 1 or more")
     src = np.ascontiguousarray(coarse, dtype=np.float32)
-    q = guided_filter(guide, src, radius, 1e-4, step=min(4, max(1, radius // 2)))
+    radius = transition_width(src)
+    guide = rgb.astype(np.float32) * np.float32(1 / 255)
     band = uncertain_band(src, radius)
-    out = np.where(band, np.clip(q, 0, 1), src)
+    out = src
+    for _ in range(passes):
+        q = guided_filter(guide, out, radius, 1e-4, step=min(4, max(1, radius // 2)))
+        out = np.where(band, np.clip(q, 0, 1), src)
     return out.astype(np.float32)
 
 
