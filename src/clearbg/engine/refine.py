@@ -36,29 +36,44 @@ def _resize(a: F32, size: tuple[int, int], interpolation: int) -> F32:
     return np.asarray(cv2.resize(a, size, interpolation=interpolation), dtype=np.float32)
 
 
-def guided_filter(guide: F32, src: F32, radius: int, eps: float, step: int = 1) -> F32:
+def guided_filter(
+    guide: F32, src: F32, radius: int, eps: float, step: int = 1, weight: F32 | None = None
+) -> F32:
     """Colour guided filter of ``src`` (HxW) steered by ``guide`` (HxWx3, 0..1).
 
     The output is locally an affine function of the guide's colour, so it follows the photo's
     edges. ``step`` > 1 fits the affine coefficients on a grid ``step`` times coarser and applies
-    them at full resolution (He and Sun, "Fast Guided Filter", 2015).
+    them at full resolution (He and Sun, "Fast Guided Filter", 2015). With ``weight`` (HxW, >= 0)
+    each window's affine fit counts pixels by their weight, so sure pixels teach unsure ones.
     """
     h, w = src.shape
     if step > 1:
         small = (max(1, round(w / step)), max(1, round(h / step)))
         g = _resize(guide, small, cv2.INTER_AREA)
         p = _resize(src, small, cv2.INTER_AREA)
+        wt = None if weight is None else _resize(weight, small, cv2.INTER_AREA)
         r = max(1, round(radius / step))
     else:
-        g, p, r = guide, src, radius
-    mean_i = [_box(np.ascontiguousarray(g[..., c]), r) for c in range(3)]
-    mean_p = _box(p, r)
-    cov_ip = [_box(g[..., c] * p, r) - mean_i[c] * mean_p for c in range(3)]
+        g, p, r, wt = guide, src, radius, weight
+    if wt is None:
+
+        def mean(x: F32) -> F32:
+            return _box(x, r)
+    else:
+        norm = np.float32(1) / (_box(wt, r) + np.float32(1e-6))
+        ww = wt
+
+        def mean(x: F32) -> F32:
+            return _box(ww * x, r) * norm
+
+    mean_i = [mean(np.ascontiguousarray(g[..., c])) for c in range(3)]
+    mean_p = mean(p)
+    cov_ip = [mean(g[..., c] * p) - mean_i[c] * mean_p for c in range(3)]
     # the guide's 3x3 covariance per pixel, regularised by eps
     var = {}
     for a in range(3):
         for b in range(a, 3):
-            var[a, b] = _box(g[..., a] * g[..., b], r) - mean_i[a] * mean_i[b]
+            var[a, b] = mean(g[..., a] * g[..., b]) - mean_i[a] * mean_i[b]
     e = np.float32(eps)
     rr, rg, rb = var[0, 0] + e, var[0, 1], var[0, 2]
     gg, gb, bb = var[1, 1] + e, var[1, 2], var[2, 2] + e
@@ -119,8 +134,10 @@ def refine_alpha(rgb: NDArray[np.uint8], coarse: F32, passes: int = 1) -> F32:
 
     A colour guided filter of the mask, steered by the photo, replaces the mask only in the band
     where the mask is unsure (and a filter radius around it); clear inside and outside keep the
-    model's values. The radius is the width of the mask's own soft transitions (so it follows the
-    ratio of photo to model size), the coefficients are fitted on a grid up to 4x coarser.
+    model's values. The filter's local colour -> alpha fits weigh each pixel by how sure the model
+    is of it ((2m - 1)^2), so unsure pixels take their alpha from sure ones of the same colour.
+    The radius is the width of the mask's own soft transitions (so it follows the ratio of photo
+    to model size); the coefficients are fitted on a grid up to 4x coarser.
     More ``passes`` (each filters the previous result) pull a blurred edge further onto the
     photo's edge; one pass is the default (on ECSSD further passes cost boundary F).
     """
@@ -134,7 +151,8 @@ def refine_alpha(rgb: NDArray[np.uint8], coarse: F32, passes: int = 1) -> F32:
     band = uncertain_band(src, radius)
     out = src
     for _ in range(passes):
-        q = guided_filter(guide, out, radius, 1e-4, step=min(4, max(1, radius // 2)))
+        sure = np.abs(2 * out - 1)
+        q = guided_filter(guide, out, radius, 1e-4, min(4, max(1, radius // 2)), sure * sure)
         out = np.where(band, np.clip(q, 0, 1), src)
     return out.astype(np.float32)
 
