@@ -161,16 +161,30 @@ def _blur_fusion(image: F32, fg: F32, bg: F32, alpha: F32, radius: int) -> tuple
     """One pass: local means of F (weighted by alpha) and B (by 1 - alpha), then the compositing
     residual I - (aF + (1-a)B) shared between them in proportion to a and 1 - a."""
     a = alpha[..., None]
-    k = (2 * radius + 1, 2 * radius + 1)
+    h, w = alpha.shape
+    # a wide window's mean is smooth: take it on a grid up to 8x coarser and scale it back up
+    step = max(1, min(8, radius // 8))
+    small = (max(1, round(w / step)), max(1, round(h / step)))
+    r = max(1, round(radius / step))
+    k = (2 * r + 1, 2 * r + 1)
     tiny = np.float32(1e-5)
+
+    def shrink(x: F32) -> F32:
+        return x if step == 1 else _resize(x, small, cv2.INTER_AREA)
 
     def mean(x: F32) -> F32:
         return np.asarray(cv2.blur(x, k, borderType=cv2.BORDER_REFLECT), dtype=np.float32)
 
-    weight_f = mean(alpha)[..., None]
-    weight_b = mean(1 - alpha)[..., None]
-    f_hat = mean(fg * a) / (weight_f + tiny)
-    b_hat = mean(bg * (1 - a)) / (weight_b + tiny)
+    def grow(x: F32) -> F32:
+        return x if step == 1 else _resize(x, (w, h), cv2.INTER_LINEAR)
+
+    a_small = shrink(alpha)[..., None] if step > 1 else a
+    weight_f = mean(a_small)
+    weight_b = mean(1 - a_small)
+    if weight_f.ndim == 2:
+        weight_f, weight_b = weight_f[..., None], weight_b[..., None]
+    f_hat = grow(mean(shrink(fg * a)) / (weight_f + tiny))
+    b_hat = grow(mean(shrink(bg * (1 - a))) / (weight_b + tiny))
     residual = image - a * f_hat - (1 - a) * b_hat
     return f_hat + a * residual, b_hat + (1 - a) * residual
 
