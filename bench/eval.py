@@ -147,19 +147,59 @@ def evaluate(
     return rows, seconds, megapixels
 
 
+def _plain_filter(
+    rgb: NDArray[np.uint8], coarse: NDArray[np.float32], band: bool
+) -> NDArray[np.float32]:
+    """The unweighted guided filter, on the whole image or only in the unsure band."""
+    radius = refine.transition_width(coarse)
+    guide = rgb.astype(np.float32) / 255
+    q = np.clip(
+        refine.guided_filter(guide, coarse, radius, 1e-4, min(4, max(1, radius // 2))), 0, 1
+    )
+    return np.where(refine.uncertain_band(coarse, radius), q, coarse) if band else q
+
+
+STEPS = {
+    "raw": lambda rgb, c: c,
+    "guided filter, whole image": lambda rgb, c: _plain_filter(rgb, c, band=False),
+    "guided filter, unsure band": lambda rgb, c: _plain_filter(rgb, c, band=True),
+    "+ confidence weights (default)": refine.refine_alpha,
+    "+ 3 passes": lambda rgb, c: refine.refine_alpha(rgb, c, passes=3),
+}
+
+
+def ablation(
+    data: Path, dataset: str, images: list[Path], models: list[str]
+) -> dict[str, list[Row]]:
+    """What each step of the refinement buys, per model."""
+    rows: dict[str, list[Row]] = {}
+    for image in images:
+        rgb = np.asarray(Image.open(image).convert("RGB"))
+        truth = load_truth(data, dataset, image)
+        h, w = truth.shape
+        for model in models:
+            path = cache_path(model, dataset, image, False)
+            if path.exists():
+                coarse = upsample(np.load(path), (w, h))
+                for step, fn in STEPS.items():
+                    rows.setdefault(f"{model}: {step}", []).append(scores(fn(rgb, coarse), truth))
+    return rows
+
+
 def print_table(dataset: str, rows: dict[str, list[Row]]) -> None:
     keys = ["iou", "mae", "bf"] + (["sad", "mse"] if dataset == "matting" else [])
     heads = {"iou": "IoU", "mae": "MAE", "bf": "bound F", "sad": "SAD/1000", "mse": "MSEx1000"}
     print(f"\n{dataset}")
-    print(f"| {'variant':<26} | {'n':>4} | " + " | ".join(f"{heads[k]:>8}" for k in keys) + " |")
+    print(f"| {'variant':<40} | {'n':>4} | " + " | ".join(f"{heads[k]:>8}" for k in keys) + " |")
     print("|" + "---|" * (len(keys) + 2))
     for name, values in rows.items():
         m = _mean(values)
         cells = " | ".join(f"{m[k]:8.4f}" if k != "sad" else f"{m[k]:8.2f}" for k in keys)
-        print(f"| {name:<26} | {len(values):>4} | {cells} |")
+        print(f"| {name:<40} | {len(values):>4} | {cells} |")
     for name, values in rows.items():
-        if name.endswith(" raw") and dataset == "matting":
-            base, ref = _mean(values), _mean(rows[name.replace(" raw", " refined")])
+        refined = name.replace(" raw", " refined")
+        if name.endswith(" raw") and dataset == "matting" and refined in rows:
+            base, ref = _mean(values), _mean(rows[refined])
             change = 100 * (ref["sad"] - base["sad"]) / base["sad"]
             print(f"  {name[:-4]}: refinement changes SAD by {change:+.1f}%")
 
@@ -195,6 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--flip", action="store_true", help="also compute mirrored passes")
     ap.add_argument("--masks-only", action="store_true", help="fill the mask cache and stop")
     ap.add_argument("--cached-only", action="store_true", help="score only cached masks")
+    ap.add_argument("--ablation", action="store_true", help="score each refinement step")
     args = ap.parse_args(argv)
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     sets = [s.strip() for s in args.sets.split(",") if s.strip()]
@@ -211,6 +252,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     for dataset in sets:
         images = list_images(args.data, dataset, args.limit)
+        if args.ablation:
+            print_table(dataset, ablation(args.data, dataset, images, models))
+            continue
         rows, _, _ = evaluate(args.data, dataset, images, models)
         print_table(dataset, rows)
     ms_alpha, ms_fg = time_refinement(args.data)
