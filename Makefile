@@ -45,6 +45,9 @@ bench: setup
 	$(BIN)/clearbg models pull u2net
 	$(BIN)/python bench/bench.py --data $(DATA)
 	$(BIN)/python bench/api_bench.py --data $(DATA)
+	command -v wrk >/dev/null || apt-get install -y -q wrk || true
+	$(BIN)/python bench/gateway_bench.py --data $(DATA)
+	$(BIN)/python bench/variant.py
 
 clean:
 	rm -rf $(VENV) out bench/out

@@ -8,6 +8,7 @@ import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import httpx
 from fastapi import FastAPI
 
 from clearbg import __version__
@@ -23,7 +24,9 @@ from clearbg.gateway.fetch import Fetcher, FetchPolicy
 from clearbg.jobs import bulk
 from clearbg.jobs.queue import JobQueue, ttl
 from clearbg.settings import Settings
-from clearbg.store.db import make_engine, migrate, sessions
+from clearbg.store.db import make_engine, migrate, read_sessions, sessions
+from clearbg.store.models import UsageRecord
+from clearbg.store.writer import GroupWriter
 
 log = logging.getLogger("clearbg.api")
 
@@ -33,7 +36,8 @@ def build_services(settings: Settings, engine: Engine | None = None) -> Services
     settings.results_dir.mkdir(parents=True, exist_ok=True)
     migrate(settings.database_url)
     metrics = Metrics()
-    factory = sessions(make_engine(settings.database_url))
+    db_engine = make_engine(settings.database_url)
+    factory = sessions(db_engine)
     engine = engine or Engine(settings.engine)
     gw = settings.gateway
     ctx = bulk.JobContext(
@@ -47,6 +51,11 @@ def build_services(settings: Settings, engine: Engine | None = None) -> Services
     return Services(
         settings=settings,
         sessions=factory,
+        reads=read_sessions(db_engine),
+        usage_writer=GroupWriter(factory, UsageRecord.__table__),  # type: ignore[arg-type]
+        upstream_client=httpx.AsyncClient(
+            trust_env=False, limits=httpx.Limits(max_keepalive_connections=32)
+        ),
         engine=engine,
         metrics=metrics,
         slots=EngineSlots(settings.server.engine_slots, settings.server.queue_limit, metrics),
@@ -101,6 +110,8 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         if settings.jobs.consumer:
             svc.queue.start_consumer()
         yield
+        await svc.upstream_client.aclose()
+        svc.usage_writer.close()
         svc.queue.stop_consumer()
         if engine is None:
             svc.engine.close()

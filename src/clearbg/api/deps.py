@@ -10,6 +10,7 @@ from typing import Annotated, TypeVar
 
 import anyio
 import anyio.to_thread
+import httpx
 from fastapi import Depends, Header, Request
 from limits import RateLimitItemPerMinute
 from limits.storage import storage_from_string
@@ -25,6 +26,7 @@ from clearbg.gateway.fetch import Fetcher
 from clearbg.jobs.queue import JobQueue
 from clearbg.settings import Settings
 from clearbg.store.models import ApiKey, Application
+from clearbg.store.writer import GroupWriter
 
 T = TypeVar("T")
 
@@ -105,6 +107,9 @@ class RateLimits:
 class Services:
     settings: Settings
     sessions: sessionmaker[Session]
+    reads: sessionmaker[Session]
+    upstream_client: httpx.AsyncClient
+    usage_writer: GroupWriter
     engine: Engine
     metrics: Metrics
     slots: EngineSlots
@@ -138,11 +143,13 @@ def caller(
     x_api_key: Annotated[str | None, Header()] = None,
 ) -> Caller:
     """The authenticated key (401 otherwise), rate limited (429), headers set on the response."""
-    with svc.sessions.begin() as db:
+    with svc.reads() as db:
         key = keys.authenticate(db, x_api_key)
         app = db.get(Application, key.application_id)
         assert app is not None
-        keys.touch(db, key)
+    if keys.needs_touch(key):
+        with svc.sessions.begin() as db:
+            keys.touch(db, key)
     request.state.api_key_id = key.id
     request.state.application_id = app.id
     svc.limits.hit(request, f"key:{key.id}", app.rate_per_minute)

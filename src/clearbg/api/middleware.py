@@ -3,18 +3,17 @@ rate-limit headers on every answer, Prometheus metrics and a usage record for /v
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
 from collections.abc import Callable
 from typing import Any
 
-import anyio.to_thread
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from clearbg.api.deps import Services
 from clearbg.errors import PayloadTooLargeError
-from clearbg.store.models import UsageRecord
 
 _FORM_SLACK = 256 * 1024  # multipart boundaries and the small option fields
 
@@ -100,20 +99,21 @@ class Observe:
                     state["upstream_ms"] / 1000
                 )
         if scope["path"].startswith("/v1/") or gateway:
-            record = UsageRecord(
-                application_id=state.get("application_id"),
-                api_key_id=state.get("api_key_id"),
-                endpoint=path,
-                status=sent["status"],
-                error_code=state.get("error_code"),
-                credits_cents=state.get("credits_cents", 0),
-                bytes_in=state.get("bytes_in", int(length) if length.isdigit() else 0),
-                bytes_out=sent["bytes"],
-                latency_ms=elapsed * 1000,
-                client_ip_hash=state.get("client_ip_hash"),
-                upstream_ms=state.get("upstream_ms"),
-            )
-            await anyio.to_thread.run_sync(_save, svc, record)
+            record = {
+                "application_id": state.get("application_id"),
+                "api_key_id": state.get("api_key_id"),
+                "endpoint": path,
+                "status": sent["status"],
+                "error_code": state.get("error_code"),
+                "credits_cents": state.get("credits_cents", 0),
+                "bytes_in": state.get("bytes_in", int(length) if length.isdigit() else 0),
+                "bytes_out": sent["bytes"],
+                "latency_ms": elapsed * 1000,
+                "client_ip_hash": state.get("client_ip_hash"),
+                "upstream_ms": state.get("upstream_ms"),
+            }
+            # group commit: concurrent requests share one transaction
+            await asyncio.wrap_future(svc.usage_writer.submit(record))
 
     async def _reject(
         self, scope: Scope, send: Send, error: PayloadTooLargeError, request_id: str
@@ -141,8 +141,3 @@ class Observe:
             }
         )
         await send({"type": "http.response.body", "body": body})
-
-
-def _save(svc: Services, record: UsageRecord) -> None:
-    with svc.sessions.begin() as db:
-        db.add(record)

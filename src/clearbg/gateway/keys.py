@@ -10,9 +10,9 @@ import hashlib
 import hmac
 import secrets
 import string
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from clearbg.errors import AuthError, InvalidOptionError, MissingApiKeyError, NotFoundError
@@ -123,8 +123,16 @@ def revoke_key(db: Session, prefix: str) -> ApiKey:
     return key
 
 
+TOUCH_EVERY = timedelta(seconds=60)
+
+
+def needs_touch(key: ApiKey) -> bool:
+    """Whether ``last used`` is worth a write (at most once a minute per key)."""
+    return key.last_used_at is None or utcnow() - _aware(key.last_used_at) >= TOUCH_EVERY
+
+
 def touch(db: Session, key: ApiKey) -> None:
-    key.last_used_at = utcnow()
+    db.execute(update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=utcnow()))
 
 
 def _aware(ts: datetime) -> datetime:

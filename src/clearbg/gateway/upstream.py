@@ -29,6 +29,7 @@ class UpstreamResult:
 
 
 async def call_http_upstream(
+    client: httpx.AsyncClient,
     base_url: str,
     api_key: str | None,
     image: bytes,
@@ -43,12 +44,13 @@ async def call_http_upstream(
         headers["X-API-Key"] = api_key
     started = time.perf_counter()
     try:
-        async with httpx.AsyncClient(
-            timeout=httpx.Timeout(timeout, connect=connect_timeout), trust_env=False
-        ) as client:
-            response = await client.post(
-                url, headers=headers, files={"image": ("image", image, "application/octet-stream")}
-            )
+        # one client for the process: connections to the upstream are kept and reused
+        response = await client.post(
+            url,
+            headers=headers,
+            files={"image": ("image", image, "application/octet-stream")},
+            timeout=httpx.Timeout(timeout, connect=connect_timeout),
+        )
     except httpx.TimeoutException as exc:
         raise UpstreamTimeoutError("the upstream did not answer in time") from exc
     except (httpx.ConnectError, httpx.RemoteProtocolError) as exc:

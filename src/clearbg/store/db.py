@@ -28,9 +28,13 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         @event.listens_for(engine, "begin")
-        def _begin_immediate(conn):  # type: ignore[no-untyped-def]
-            # writers queue at BEGIN instead of failing half-way with "database is locked"
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        def _begin(conn):  # type: ignore[no-untyped-def]
+            # writers queue at BEGIN instead of failing half-way with "database is locked";
+            # sessions made by ``read_sessions`` only read and take no write lock
+            if conn.get_execution_options().get("clearbg_read"):
+                conn.exec_driver_sql("BEGIN")
+            else:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     return create_engine(url, pool_pre_ping=True)
@@ -38,6 +42,11 @@ def make_engine(url: str) -> Engine:
 
 def sessions(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def read_sessions(engine: Engine) -> sessionmaker[Session]:
+    """Sessions for work that only reads (no write lock on SQLite, so they never queue)."""
+    return sessionmaker(engine.execution_options(clearbg_read=True), expire_on_commit=False)
 
 
 def migrate(url: str) -> None:

@@ -121,7 +121,7 @@ async def clearbg(
 
 
 def _load_application(svc: Services, app_key: str) -> GatewayConfig:
-    with svc.sessions() as db:
+    with svc.reads() as db:
         return GatewayConfig.of(find_by_app_key(db, app_key))
 
 
@@ -191,14 +191,16 @@ def _limit_headers(request: Request, windows: list[Window]) -> None:
 
 
 def _authenticate(svc: Services, app: GatewayConfig, raw: str) -> ApiKey:
-    with svc.sessions.begin() as db:
+    with svc.reads() as db:
         try:
             key = keys.authenticate(db, raw)
         except MissingApiKeyError as exc:  # an empty X-Api-Key header is a wrong key
             raise AuthError("the X-Api-Key is empty") from exc
-        if key.application_id != app.id:
-            raise WrongApplicationKeyError("the X-Api-Key belongs to another application")
-        keys.touch(db, key)
+    if key.application_id != app.id:
+        raise WrongApplicationKeyError("the X-Api-Key belongs to another application")
+    if keys.needs_touch(key):
+        with svc.sessions.begin() as db:
+            keys.touch(db, key)
     return key
 
 
@@ -241,6 +243,7 @@ async def _call_upstream(
     if app.upstream == "http" and app.upstream_url:
         gw = svc.settings.gateway
         return await call_http_upstream(
+            svc.upstream_client,
             app.upstream_url,
             app.upstream_key,
             data,
