@@ -99,3 +99,13 @@ def test_foreground_removes_the_background_from_a_mixed_pixel() -> None:
 def test_foreground_of_an_opaque_photo_is_the_photo() -> None:
     rgb = np.random.default_rng(2).integers(0, 256, (8, 9, 3), dtype=np.uint8)
     assert np.array_equal(estimate_foreground(rgb, np.ones((8, 9), np.float32)), rgb)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (3, 7), (64, 48)])
+def test_empty_and_full_masks_and_tiny_images_pass_through(shape: tuple[int, int]) -> None:
+    rgb = np.random.default_rng(3).integers(0, 256, (*shape, 3), dtype=np.uint8)
+    for value in (0.0, 1.0):
+        coarse = np.full(shape, value, np.float32)
+        assert np.array_equal(refine_alpha(rgb, coarse), coarse)
+    alpha = np.full(shape, 0.5, np.float32)
+    assert estimate_foreground(rgb, alpha).shape == rgb.shape
