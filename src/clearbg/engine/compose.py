@@ -30,6 +30,7 @@ _STRIPS = 8  # rows composed for JPEG and WebP in this many strips, in parallel
 # The subject (for crop and the foreground box) is where alpha is at least 10%: faint noise
 # in the background does not stretch a crop to the whole photo.
 SUBJECT_ALPHA = 26
+REFINE_PIXELS = 2_000_000  # refinement works on at most this many pixels (see _refined)
 
 
 @dataclass(frozen=True)
@@ -196,13 +197,7 @@ def layers(
         return Layers(rgb, out_size[0], out_size[1], alpha_rows, tracker)
     alpha = np.ascontiguousarray(upsampled)
     if opts.refine or (opts.foreground and opts.channels == "rgba"):
-        rgb = np.ascontiguousarray(rgb)
-        soft = alpha.astype(np.float32) * np.float32(1 / 255)
-        if opts.refine:
-            soft = np.clip(refine.refine_alpha(rgb, soft), 0.0, 1.0)
-            alpha = (soft * 255 + 0.5).astype(np.uint8)
-        if opts.foreground and opts.channels == "rgba":
-            rgb = refine.estimate_foreground(rgb, soft)
+        rgb, alpha = _refined(np.ascontiguousarray(rgb), alpha, opts)
     if alpha_in is not None:
         own = np.ascontiguousarray(alpha_in)
         alpha = np.asarray(cv2.multiply(alpha, own, scale=1 / 255), dtype=np.uint8)
@@ -217,6 +212,47 @@ def layers(
         return part
 
     return Layers(rgb, whole.shape[1], whole.shape[0], slice_rows, tracker)
+
+
+def _refined(
+    rgb: NDArray[np.uint8], alpha: NDArray[np.uint8], opts: RemoveOptions
+) -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
+    """Refined alpha and foreground colour. Above ``REFINE_PIXELS`` the work is done on a
+    reduced copy and brought back: the model's mask has 320x320 pixels of information, so a
+    24 MP refinement adds seconds and gigabytes, not detail. The photo's own colour is kept
+    wherever the refined alpha is sure."""
+    h, w = alpha.shape
+    foreground = opts.foreground and opts.channels == "rgba"
+    scale = min(1.0, (REFINE_PIXELS / (w * h)) ** 0.5)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    work_rgb = (
+        rgb
+        if scale == 1.0
+        else np.asarray(cv2.resize(rgb, size, interpolation=cv2.INTER_AREA), dtype=np.uint8)
+    )
+    work = (
+        alpha
+        if scale == 1.0
+        else np.asarray(cv2.resize(alpha, size, interpolation=cv2.INTER_AREA), dtype=np.uint8)
+    )
+    soft = work.astype(np.float32) * np.float32(1 / 255)
+    if opts.refine:
+        soft = np.clip(refine.refine_alpha(work_rgb, soft), 0.0, 1.0)
+    colour = refine.estimate_foreground(work_rgb, soft) if foreground else work_rgb
+    if scale == 1.0:
+        new_alpha = (soft * 255 + 0.5).astype(np.uint8) if opts.refine else alpha
+        return (colour if foreground else rgb), new_alpha
+    if opts.refine:
+        soft8 = (soft * 255 + 0.5).astype(np.uint8)
+        alpha = np.asarray(
+            cv2.resize(soft8, (w, h), interpolation=cv2.INTER_LINEAR), dtype=np.uint8
+        )
+    if foreground:
+        up = np.asarray(cv2.resize(colour, (w, h), interpolation=cv2.INTER_LINEAR), dtype=np.uint8)
+        unsure = ((alpha > 2) & (alpha < 253)).view(np.uint8)
+        rgb = rgb.copy()
+        cv2.copyTo(up, unsure, rgb)
+    return rgb, alpha
 
 
 def _tighten(
