@@ -10,14 +10,14 @@ from datetime import datetime
 from typing import Annotated
 
 import anyio.to_thread
-from fastapi import APIRouter, File, Form, Header, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Header, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel
 from sqlalchemy import select
 
 from clearbg.api.deps import CallerDep, ServicesDep
 from clearbg.api.idempotency import Idempotency
-from clearbg.api.routes.removebg import read_upload
+from clearbg.api.routes.removebg import form_options, read_upload
 from clearbg.engine import RemoveOptions
 from clearbg.errors import InvalidOptionError, NotFoundError
 from clearbg.gateway.credits import credits
@@ -92,26 +92,11 @@ async def create_bulk(
     svc: ServicesDep,
     who: CallerDep,
     image: Annotated[list[UploadFile | str], File(description="1 to 50 photos")],
-    size: Annotated[str | None, Form()] = None,
-    format: Annotated[str | None, Form()] = None,
-    bg_color: Annotated[str | None, Form()] = None,
-    channels: Annotated[str | None, Form()] = None,
-    crop: Annotated[str | None, Form()] = None,
-    crop_margin: Annotated[str | None, Form()] = None,
-    model: Annotated[str | None, Form()] = None,
+    opts: Annotated[RemoveOptions, Depends(form_options)],
     callback_url: Annotated[str | None, Form()] = None,
     idempotency_key: Annotated[str | None, Header()] = None,
 ) -> Response:
     """Queue a bulk job; answers at once with its id (poll ``GET /v1/bulk/{job_id}``)."""
-    opts = RemoveOptions.parse(
-        model=model,
-        size=size,
-        format=format,
-        bg_color=bg_color,
-        channels=channels,
-        crop=crop,
-        crop_margin=crop_margin,
-    )
     svc.engine.store.spec(opts.model or svc.settings.engine.default_model)
     if len(image) > bulk.MAX_IMAGES:
         raise InvalidOptionError("image", f"at most {bulk.MAX_IMAGES} images, not {len(image)}")

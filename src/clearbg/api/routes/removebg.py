@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Header, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Header, Request, UploadFile
 from fastapi.responses import Response
 
 from clearbg.api.deps import CallerDep, ServicesDep
@@ -22,6 +22,27 @@ _IMAGE_RESPONSES: dict[int | str, dict[str, object]] = {
         "description": "The cut-out",
     }
 }
+
+
+def form_options(
+    size: Annotated[str | None, Form()] = None,
+    format: Annotated[str | None, Form()] = None,
+    bg_color: Annotated[str | None, Form()] = None,
+    channels: Annotated[str | None, Form()] = None,
+    crop: Annotated[str | None, Form()] = None,
+    crop_margin: Annotated[str | None, Form()] = None,
+    model: Annotated[str | None, Form()] = None,
+) -> RemoveOptions:
+    """The engine's options from the form fields of /v1/removebg and /v1/bulk."""
+    return RemoveOptions.parse(
+        model=model,
+        size=size,
+        format=format,
+        bg_color=bg_color,
+        channels=channels,
+        crop=crop,
+        crop_margin=crop_margin,
+    )
 
 
 async def read_upload(image: UploadFile | str) -> bytes:
@@ -59,25 +80,10 @@ async def removebg(
     svc: ServicesDep,
     who: CallerDep,
     image: Annotated[UploadFile | str, File(description="The photo (JPEG, PNG, WebP, ...)")],
-    size: Annotated[str | None, Form()] = None,
-    format: Annotated[str | None, Form()] = None,
-    bg_color: Annotated[str | None, Form()] = None,
-    channels: Annotated[str | None, Form()] = None,
-    crop: Annotated[str | None, Form()] = None,
-    crop_margin: Annotated[str | None, Form()] = None,
-    model: Annotated[str | None, Form()] = None,
+    opts: Annotated[RemoveOptions, Depends(form_options)],
     idempotency_key: Annotated[str | None, Header()] = None,
 ) -> Response:
     """Remove the background of one photo; the answer is the image itself."""
-    opts = RemoveOptions.parse(
-        model=model,
-        size=size,
-        format=format,
-        bg_color=bg_color,
-        channels=channels,
-        crop=crop,
-        crop_margin=crop_margin,
-    )
     data = await read_upload(image)
     if not data:
         raise EmptyImageError("the image field is empty")
