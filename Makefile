@@ -38,7 +38,7 @@ lint: setup
 	$(BIN)/mypy
 
 eval: setup
-	$(BIN)/clearbg models pull u2net isnet
+	$(BIN)/clearbg models pull u2netp u2net isnet isnet-quint8
 	$(BIN)/python bench/eval.py --data $(DATA)
 
 bench: setup
@@ -47,7 +47,7 @@ bench: setup
 	$(BIN)/python bench/api_bench.py --data $(DATA)
 	command -v wrk >/dev/null || apt-get install -y -q wrk || true
 	$(BIN)/python bench/gateway_bench.py --data $(DATA)
-	$(BIN)/python bench/variant.py
+	$(BIN)/python bench/variant.py --limit 50 --calib 50
 
 clean:
 	rm -rf $(VENV) out bench/out

@@ -213,7 +213,9 @@ def _split(a: NDArray[np.uint8]) -> Pixels:
     if a.ndim == 2:
         a = a[:, :, None]
     channels = a.shape[2]
-    if channels in (2, 4) and int(a[:, :, channels - 1].min()) == 255:
+    alpha = a[:, :, channels - 1] if channels in (2, 4) else None
+    # a sparse look first: a photo with real transparency shows it at once (24 MP: 1 ms, not 24)
+    if alpha is not None and int(alpha[::8, ::8].min()) == 255 and int(alpha.min()) == 255:
         a, channels = a[:, :, : channels - 1], channels - 1  # opaque: drop the alpha channel
     if channels < 3:  # grey (+ alpha): repeat the grey value into R, G and B
         grey = np.repeat(a[:, :, :1], 3, axis=2)

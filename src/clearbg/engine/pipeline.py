@@ -7,7 +7,7 @@ reduced decode of the same file; everything after inference works at the output 
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import cv2
@@ -64,17 +64,34 @@ class MaskResult:
 
 
 def _model_input(
-    image: Image.Image | Pixels, size: tuple[int, int], resample: str
+    image: Image.Image | Pixels,
+    size: tuple[int, int],
+    resample: str,
+    pool: Executor | None = None,
 ) -> NDArray[np.uint8]:
     """The photo resized to the model's input: first a box reduction by a whole factor (as
-    Pillow's ``reducing_gap`` does, on all cores), then the family's own filter."""
+    Pillow's ``reducing_gap`` does; its two halves on the pool), then the family's filter."""
     if isinstance(image, Pixels):
         data = image.data
         h, w = data.shape[:2]
         fx, fy = max(1, w // (3 * size[0])), max(1, h // (3 * size[1]))
         if fx > 1 or fy > 1:
-            small = cv2.resize(data, (w // fx, h // fy), interpolation=cv2.INTER_AREA)
-            data = np.asarray(small, dtype=np.uint8)
+            # whole blocks only (at most fx-1 columns and fy-1 rows left out): OpenCV's exact
+            # integer-factor path, twice as fast as a fractional one
+            rows, cols = h // fy, w // fx
+            mid = rows // 2
+
+            def reduce(r0: int, r1: int) -> NDArray[np.uint8]:
+                block = data[r0 * fy : r1 * fy, : cols * fx]
+                out = cv2.resize(block, (cols, r1 - r0), interpolation=cv2.INTER_AREA)
+                return np.asarray(out, dtype=np.uint8)
+
+            if pool is None or mid == 0:
+                data = reduce(0, rows)
+            else:
+                top = pool.submit(reduce, 0, mid)
+                bottom = reduce(mid, rows)
+                data = np.concatenate([top.result(), bottom])
         image = Image.fromarray(np.ascontiguousarray(data[:, :, :3]))
     return np.asarray(image.resize(size, _RESAMPLE[resample]))
 
@@ -117,7 +134,7 @@ class Engine:
         name = model or self.settings.default_model
         fam = self.store.spec(name).preprocessing
         pixels = decode(self.probe(image))
-        rgb = _model_input(pixels, fam.input_size, fam.resample)
+        rgb = _model_input(pixels, fam.input_size, fam.resample, self._pool)
         return Decoded(pixels, rgb, name, time.perf_counter() - t0)
 
     def predict(self, decoded: Decoded) -> MaskResult:
