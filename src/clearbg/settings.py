@@ -39,6 +39,9 @@ class ServerSettings(BaseModel):
     upload_limit_mb: float = Field(default=25.0, gt=0)
     engine_slots: int = Field(default=2, ge=1, description="photos processed at the same time")
     queue_limit: int = Field(default=32, ge=0, description="requests waiting for a slot; then 503")
+    engine_megapixels: float = Field(
+        default=30.0, gt=0, description="pixels in the engine at once (a larger photo runs alone)"
+    )
     log_level: str = "info"
 
 

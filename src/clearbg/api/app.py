@@ -58,7 +58,12 @@ def build_services(settings: Settings, engine: Engine | None = None) -> Services
         ),
         engine=engine,
         metrics=metrics,
-        slots=EngineSlots(settings.server.engine_slots, settings.server.queue_limit, metrics),
+        slots=EngineSlots(
+            settings.server.engine_slots,
+            settings.server.queue_limit,
+            metrics,
+            int(settings.server.engine_megapixels * 1_000_000),
+        ),
         limits=RateLimits(settings.limits.storage_url, settings.limits.per_minute),
         queue=JobQueue(settings, ctx, _callback_secret(settings)),
         fetcher=Fetcher(

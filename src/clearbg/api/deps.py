@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -32,21 +33,44 @@ T = TypeVar("T")
 
 
 class EngineSlots:
-    """At most ``slots`` photos in the engine at once; up to ``queue`` more wait; then 503."""
+    """At most ``slots`` photos in the engine at once, and at most ``pixel_budget`` of their
+    pixels (one photo larger than the budget still runs, alone); up to ``queue`` more wait;
+    then 503. A burst of 24 MP uploads thus runs them one by one instead of exhausting memory,
+    while small photos still run ``slots`` at a time."""
 
-    def __init__(self, slots: int, queue: int, metrics: Metrics) -> None:
-        self.limiter = anyio.CapacityLimiter(slots)
+    def __init__(self, slots: int, queue: int, metrics: Metrics, pixel_budget: int) -> None:
+        self.slots = slots
         self.capacity = slots + queue
+        self.pixel_budget = pixel_budget
         self.inside = 0
+        self.running = 0
+        self.pixels = 0
         self.metrics = metrics
+        self._changed = asyncio.Condition()
+        self._threads = anyio.CapacityLimiter(slots)
 
-    async def run(self, fn: Callable[[], T]) -> T:
+    def _fits(self, pixels: int) -> bool:
+        if self.running >= self.slots:
+            return False
+        return self.running == 0 or self.pixels + pixels <= self.pixel_budget
+
+    async def run(self, fn: Callable[[], T], pixels: int = 0) -> T:
         if self.inside >= self.capacity:
             raise OverloadedError("the server is busy; try again shortly", retry_after=2)
         self.inside += 1
         self.metrics.queue_depth.labels("requests").set(self.inside)
         try:
-            return await anyio.to_thread.run_sync(fn, limiter=self.limiter)
+            async with self._changed:
+                await self._changed.wait_for(lambda: self._fits(pixels))
+                self.running += 1
+                self.pixels += pixels
+            try:
+                return await anyio.to_thread.run_sync(fn, limiter=self._threads)
+            finally:
+                async with self._changed:
+                    self.running -= 1
+                    self.pixels -= pixels
+                    self._changed.notify_all()
         finally:
             self.inside -= 1
             self.metrics.queue_depth.labels("requests").set(self.inside)

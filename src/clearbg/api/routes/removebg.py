@@ -94,14 +94,15 @@ async def removebg(
     if replay is not None:
         return replay
     try:
-        svc.engine.probe(data)  # bad input is refused before any credit moves
+        probe = svc.engine.probe(data)  # bad input is refused before any credit moves
         svc.engine.store.spec(opts.model or svc.settings.engine.default_model)
         cost = cost_cents(svc, opts)
         reference = f"req:{request.state.request_id}"
         with svc.sessions.begin() as db:
             credits.charge(db, who.key, cost, reference)
         try:
-            cut = await svc.slots.run(lambda: svc.engine.remove(data, opts))
+            w, h = probe.size
+            cut = await svc.slots.run(lambda: svc.engine.remove(data, opts), pixels=w * h)
         except BaseException:
             with svc.sessions.begin() as db:
                 credits.refund(db, who.key, cost, f"refund:{reference}")
