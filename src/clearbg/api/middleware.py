@@ -13,6 +13,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from clearbg.api.deps import Services
+from clearbg.api.problems import PROBLEM, problem_body
 from clearbg.errors import PayloadTooLargeError
 
 _FORM_SLACK = 256 * 1024  # multipart boundaries and the small option fields
@@ -118,22 +119,13 @@ class Observe:
     async def _reject(
         self, scope: Scope, send: Send, error: PayloadTooLargeError, request_id: str
     ) -> None:
-        body = json.dumps(
-            {
-                "type": f"urn:clearbg:error:{error.code}",
-                "title": "Content Too Large",
-                "status": 413,
-                "detail": error.message,
-                "code": error.code,
-                "request_id": request_id,
-            }
-        ).encode()
+        body = json.dumps(problem_body(413, error.code, error.message, request_id)).encode()
         await send(
             {
                 "type": "http.response.start",
                 "status": 413,
                 "headers": [
-                    (b"content-type", b"application/problem+json"),
+                    (b"content-type", PROBLEM.encode()),
                     (b"content-length", str(len(body)).encode()),
                     (b"x-request-id", request_id.encode()),
                     (b"connection", b"close"),

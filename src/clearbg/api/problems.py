@@ -36,11 +36,9 @@ _TITLES = {
 }
 
 
-def problem(
-    request: Request, status: int, code: str, detail: str, headers: dict[str, str] | None = None
-) -> JSONResponse:
-    request_id = getattr(request.state, "request_id", "")
-    body = {
+def problem_body(status: int, code: str, detail: str, request_id: str) -> dict[str, object]:
+    """The RFC 9457 body every error has, wherever it is rendered."""
+    return {
         "type": f"urn:clearbg:error:{code}",
         "title": _TITLES.get(status, "Error"),
         "status": status,
@@ -48,6 +46,12 @@ def problem(
         "code": code,
         "request_id": request_id,
     }
+
+
+def problem(
+    request: Request, status: int, code: str, detail: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    body = problem_body(status, code, detail, getattr(request.state, "request_id", ""))
     extra = dict(headers or {})
     extra.update(getattr(request.state, "extra_headers", {}))
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=extra)

@@ -128,12 +128,15 @@ class Engine:
     def probe(self, image: bytes) -> Probe:
         return probe(image, self.settings.max_megapixels)
 
-    def decode(self, image: bytes, model: str | None = None) -> Decoded:
-        """Stage 1: probe, decode and build the model's input (no inference)."""
+    def _probed(self, image: bytes | Probe) -> Probe:
+        return image if isinstance(image, Probe) else self.probe(image)
+
+    def decode(self, image: bytes | Probe, model: str | None = None) -> Decoded:
+        """Stage 1: probe (unless given a probe), decode and build the model's input."""
         t0 = time.perf_counter()
         name = model or self.settings.default_model
         fam = self.store.spec(name).preprocessing
-        pixels = decode(self.probe(image))
+        pixels = decode(self._probed(image))
         rgb = _model_input(pixels, fam.input_size, fam.resample, self._pool)
         return Decoded(pixels, rgb, name, time.perf_counter() - t0)
 
@@ -160,24 +163,24 @@ class Engine:
             data, media_type, lay.width, lay.height, lay.foreground(), result.model, timings
         )
 
-    def mask(self, image: bytes, model: str | None = None) -> MaskResult:
+    def mask(self, image: bytes | Probe, model: str | None = None) -> MaskResult:
         """Decode and run the model, overlapping the two for a large JPEG."""
         t0 = time.perf_counter()
         name = model or self.settings.default_model
-        p = self.probe(image)
+        p = self._probed(image)
         session = self.session(name)
         fam = session.family
         small = decode_small(p, fam.input_size)
         if small is None:
-            return self.predict(self.decode(image, name))
+            return self.predict(self.decode(p, name))
         # inference on the reduced decode overlaps the full decode on another thread
         full = self._pool.submit(decode, p)
         mask, run_s = session.predict(_model_input(small, fam.input_size, fam.resample))
         pixels = full.result()
         return MaskResult(pixels, mask, name, run_s, time.perf_counter() - t0 - run_s)
 
-    def remove(self, image: bytes, options: RemoveOptions | None = None) -> Cutout:
-        """Cut the subject out of ``image`` (encoded bytes) as ``options`` ask."""
+    def remove(self, image: bytes | Probe, options: RemoveOptions | None = None) -> Cutout:
+        """Cut the subject out of ``image`` (encoded bytes, or their probe) as ``options`` ask."""
         t0 = time.perf_counter()
         opts = options or RemoveOptions()
         cutout = self.finish(self.mask(image, opts.model), opts)

@@ -253,8 +253,9 @@ async def _call_upstream(
         )
     started = time.perf_counter()
     try:
-        w, h = svc.engine.probe(data).size
-        cut = await svc.slots.run(lambda: svc.engine.remove(data, RemoveOptions()), pixels=w * h)
+        probe = svc.engine.probe(data)
+        w, h = probe.size
+        cut = await svc.slots.run(lambda: svc.engine.remove(probe, RemoveOptions()), pixels=w * h)
     except ModelError as exc:
         raise UpstreamError(f"the local engine cannot work: {exc.message}") from exc
     svc.metrics.images.labels("gateway", cut.model).inc()

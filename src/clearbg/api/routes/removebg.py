@@ -102,7 +102,7 @@ async def removebg(
             credits.charge(db, who.key, cost, reference)
         try:
             w, h = probe.size
-            cut = await svc.slots.run(lambda: svc.engine.remove(data, opts), pixels=w * h)
+            cut = await svc.slots.run(lambda: svc.engine.remove(probe, opts), pixels=w * h)
         except BaseException:
             with svc.sessions.begin() as db:
                 credits.refund(db, who.key, cost, f"refund:{reference}")
