@@ -27,6 +27,7 @@ from starlette.formparsers import MultiPartException
 
 from clearbg.api.deps import Services, ServicesDep, Window
 from clearbg.engine import RemoveOptions
+from clearbg.engine.imageio import Probe
 from clearbg.errors import (
     AnonymousLimitError,
     AuthError,
@@ -102,14 +103,14 @@ async def clearbg(
 
     data = await _read_image(request, svc)
     request.state.bytes_in = len(data)
-    svc.engine.probe(data)  # bad input is refused before anything is counted
+    probe = svc.engine.probe(data)  # bad input is refused before anything is counted
 
     reference = f"gw:{request.state.request_id}"
     day = anonymous.today()
     cost = 0 if key is None or key.unlimited else app.credit_cost_cents
     await anyio.to_thread.run_sync(_reserve, svc, app, key, cost, reference, ip_hash, day)
     try:
-        result = await _call_upstream(svc, app, data, request.state.request_id)
+        result = await _call_upstream(svc, app, probe, request.state.request_id)
     except BaseException:
         with anyio.CancelScope(shield=True):  # a client that went away still gets its refund
             await anyio.to_thread.run_sync(_release, svc, app, key, cost, reference, ip_hash, day)
@@ -238,7 +239,7 @@ async def _read_image(request: Request, svc: Services) -> bytes:
 
 
 async def _call_upstream(
-    svc: Services, app: GatewayConfig, data: bytes, request_id: str
+    svc: Services, app: GatewayConfig, probe: Probe, request_id: str
 ) -> UpstreamResult:
     if app.upstream == "http" and app.upstream_url:
         gw = svc.settings.gateway
@@ -246,14 +247,13 @@ async def _call_upstream(
             svc.upstream_client,
             app.upstream_url,
             app.upstream_key,
-            data,
+            probe.data,
             timeout=gw.upstream_timeout,
             connect_timeout=gw.connect_timeout,
             request_id=request_id,
         )
     started = time.perf_counter()
     try:
-        probe = svc.engine.probe(data)
         w, h = probe.size
         cut = await svc.slots.run(lambda: svc.engine.remove(probe, RemoveOptions()), pixels=w * h)
     except ModelError as exc:
