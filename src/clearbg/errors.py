@@ -32,6 +32,10 @@ ends with, so the three edges (HTTP, CLI, SDK) translate errors in one place eac
     │   └── WrongApplicationKeyError  401 api_key_wrong_application
     ├── InsufficientCreditsError      402 insufficient_credits
     │   └── GatewayCreditsError       403 insufficient_credits   (gateway)
+    ├── SignInError                   401 sign_in_failed        (console)
+    │   └── SignInRequiredError       401 sign_in_required      (console: go to sign-in)
+    ├── CsrfError                     403 csrf_failed           (console)
+    ├── ForbiddenError                403 forbidden             (console: admin only)
     ├── AdminAuthError                401 invalid_admin_token
     ├── IdempotencyConflictError      409 idempotency_in_progress
     ├── RetryLaterError               (carries retry_after: Retry-After)
@@ -60,7 +64,9 @@ __all__ = [
     "AuthError",
     "ClearbgError",
     "CorruptImageError",
+    "CsrfError",
     "EmptyImageError",
+    "ForbiddenError",
     "GatewayCreditsError",
     "GatewayInputError",
     "GatewayUnavailableError",
@@ -88,6 +94,8 @@ __all__ = [
     "PayloadTooLargeError",
     "RateLimitedError",
     "RetryLaterError",
+    "SignInError",
+    "SignInRequiredError",
     "TooManyPixelsError",
     "TruncatedImageError",
     "UnknownApplicationError",
@@ -264,6 +272,33 @@ class GatewayCreditsError(InsufficientCreditsError):
     """The gateway's contract answers 403 when the end-user key has too few credits."""
 
     status = 403
+
+
+class SignInError(ClearbgError):
+    """Console sign-in: the email or the password is wrong (never says which)."""
+
+    status = 401
+    code = "sign_in_failed"
+
+
+class SignInRequiredError(SignInError):
+    """A console page was asked for without a live session: the console redirects to sign-in."""
+
+    code = "sign_in_required"
+
+
+class CsrfError(ClearbgError):
+    """A console form came without its CSRF token, or with another session's."""
+
+    status = 403
+    code = "csrf_failed"
+
+
+class ForbiddenError(ClearbgError):
+    """Signed in, but this needs the admin role."""
+
+    status = 403
+    code = "forbidden"
 
 
 class AdminAuthError(ClearbgError):

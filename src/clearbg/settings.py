@@ -99,6 +99,21 @@ class AdminSettings(BaseModel):
     token: str = Field(default="", description="Bearer token of /admin; empty: admin API off")
 
 
+class ConsoleSettings(BaseModel):
+    """The console at ``/console``: sign-in sessions and their cookie."""
+
+    enabled: bool = True
+    secret: str = Field(
+        default="", description="signs session cookies and CSRF tokens; empty: per data dir"
+    )
+    session_hours: float = Field(default=12.0, gt=0)
+    secure_cookie: bool = Field(default=False, description="send the cookie over HTTPS only")
+    sign_in_per_minute: int = Field(default=10, ge=1, description="attempts per client IP")
+    public_url: str = Field(
+        default="", description="origin shown in the API samples; empty: the request's own"
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="CLEARBG_", env_nested_delimiter="__", extra="ignore"
@@ -112,6 +127,7 @@ class Settings(BaseSettings):
     credits: CreditSettings = Field(default_factory=CreditSettings)
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
     admin: AdminSettings = Field(default_factory=AdminSettings)
+    console: ConsoleSettings = Field(default_factory=ConsoleSettings)
 
     @property
     def database_url(self) -> str:

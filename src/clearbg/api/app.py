@@ -135,5 +135,10 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app.include_router(gateway.router)
     app.include_router(admin.router)
     app.include_router(health.router)
+    if settings.console.enabled:
+        from clearbg.console import mount_console
+
+        secret = _secret(settings, settings.console.secret, "console.secret")
+        mount_console(app, settings, svc.sessions, secret)
     app.add_middleware(Observe, services=lambda: svc)
     return app

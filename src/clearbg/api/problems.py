@@ -7,10 +7,11 @@ Every body has ``type``, ``title``, ``status``, ``detail``, the stable ``code`` 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from clearbg.errors import ClearbgError, RetryLaterError
@@ -57,31 +58,44 @@ def problem(
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=extra)
 
 
+HtmlErrors = Callable[[Request, int, str, str, dict[str, str]], Response]
+
+
+def _rendered(
+    request: Request, status: int, code: str, detail: str, headers: dict[str, str] | None = None
+) -> Response:
+    """problem+json, or a page for the console's paths (``app.state.html_errors``)."""
+    html: HtmlErrors | None = getattr(request.app.state, "html_errors", None)
+    if html is not None and request.scope["path"].startswith("/console"):
+        return html(request, status, code, detail, dict(headers or {}))
+    return problem(request, status, code, detail, headers)
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(ClearbgError)
-    async def _clearbg(request: Request, exc: ClearbgError) -> JSONResponse:
+    async def _clearbg(request: Request, exc: ClearbgError) -> Response:
         headers = {}
         if isinstance(exc, RetryLaterError):
             headers["Retry-After"] = str(exc.retry_after)
         request.state.error_code = exc.code
         if exc.status >= 500:
             log.warning("%s: %s", exc.code, exc.message)
-        return problem(request, exc.status, exc.code, exc.message, headers)
+        return _rendered(request, exc.status, exc.code, exc.message, headers)
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
         parts = []
         for err in exc.errors():
             where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query"))
             parts.append(f"{where}: {err.get('msg', 'invalid')}")
         request.state.error_code = "invalid_request"
-        return problem(request, 400, "invalid_request", "; ".join(parts) or "invalid request")
+        return _rendered(request, 400, "invalid_request", "; ".join(parts) or "invalid request")
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         request.state.error_code = code
-        return problem(request, exc.status_code, code, str(exc.detail), dict(exc.headers or {}))
+        return _rendered(request, exc.status_code, code, str(exc.detail), dict(exc.headers or {}))
 
     @app.exception_handler(Exception)
     async def _bug(request: Request, exc: Exception) -> JSONResponse:

@@ -37,7 +37,9 @@ async def call_http_upstream(
     timeout: float,
     connect_timeout: float,
     request_id: str = "",
+    fields: dict[str, str] | None = None,
 ) -> UpstreamResult:
+    """POST the image (and the output ``fields``: size, format, ...) to the upstream."""
     url = base_url.rstrip("/") + "/v1/removebg"
     headers = {"X-Request-Id": request_id} if request_id else {}
     if api_key:
@@ -49,6 +51,7 @@ async def call_http_upstream(
             url,
             headers=headers,
             files={"image": ("image", image, "application/octet-stream")},
+            data=fields or {},
             timeout=httpx.Timeout(timeout, connect=connect_timeout),
         )
     except httpx.TimeoutException as exc:

@@ -20,12 +20,13 @@ __all__ = ["UsageRow", "percentile", "summarize"]
 
 @dataclass(frozen=True)
 class UsageRow:
-    day: str
+    day: str | None  # None: all days (grouped without ``day``)
     application_id: int | None
     api_key: str | None  # the key's prefix; None: anonymous (or refused before a key was known)
     requests: int
     images: int
     errors: dict[str, int] = field(default_factory=dict)
+    statuses: dict[str, int] = field(default_factory=dict)  # "200": n, "401": n, ...
     p50_ms: float = 0.0
     p95_ms: float = 0.0
     upstream_p50_ms: float | None = None
@@ -50,7 +51,9 @@ def summarize(
     *,
     application_id: int | None = None,
     endpoint: str | None = None,
+    by: tuple[str, ...] = ("day", "application", "key"),
 ) -> list[UsageRow]:
+    """One row per group of ``by`` (any of ``day``, ``application``, ``key``), oldest first."""
     query = (
         select(UsageRecord, ApiKey.prefix)
         .outerjoin(ApiKey, ApiKey.id == UsageRecord.api_key_id)
@@ -61,14 +64,17 @@ def summarize(
         query = query.where(UsageRecord.application_id == application_id)
     if endpoint is not None:
         query = query.where(UsageRecord.endpoint == endpoint)
-    groups: dict[tuple[str, int | None, str | None], list[UsageRecord]] = defaultdict(list)
+    groups: dict[tuple[str | None, int | None, str | None], list[UsageRecord]] = defaultdict(list)
     for record, key_prefix in db.execute(query):
-        groups[(record.created_at.strftime("%Y-%m-%d"), record.application_id, key_prefix)].append(
-            record
+        group = (
+            record.created_at.strftime("%Y-%m-%d") if "day" in by else None,
+            record.application_id if "application" in by else None,
+            key_prefix if "key" in by else None,
         )
+        groups[group].append(record)
     rows = []
     for (day, app_id, prefix), records in sorted(
-        groups.items(), key=lambda kv: (kv[0][0], kv[0][1] or 0, kv[0][2] or "")
+        groups.items(), key=lambda kv: (kv[0][0] or "", kv[0][1] or 0, kv[0][2] or "")
     ):
         latencies = [r.latency_ms for r in records]
         upstream = [r.upstream_ms for r in records if r.upstream_ms is not None]
@@ -81,6 +87,7 @@ def summarize(
                 requests=len(records),
                 images=sum(1 for r in records if r.status == 200),
                 errors=dict(sorted(errors.items())),
+                statuses=dict(sorted(Counter(str(r.status) for r in records).items())),
                 p50_ms=percentile(latencies, 50),
                 p95_ms=percentile(latencies, 95),
                 upstream_p50_ms=percentile(upstream, 50) if upstream else None,

@@ -171,3 +171,37 @@ class BulkImage(Base):
     height: Mapped[int | None] = mapped_column(Integer, default=None)
     size: Mapped[int | None] = mapped_column(BigInteger, default=None)
     credits_cents: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class User(Base):
+    """A person who signs in to the console: ``admin`` sees everything, ``member`` only the
+    applications they belong to."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True, index=True)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(10), default="member")  # admin | member
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_login_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class Membership(Base):
+    __tablename__ = "memberships"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    application_id: Mapped[int] = mapped_column(ForeignKey("applications.id"), primary_key=True)
+
+
+class ConsoleSession(Base):
+    """A signed-in browser. The cookie carries the token (signed); the store keeps its SHA-256,
+    so signing out or a leaked database cannot be turned into a live session."""
+
+    __tablename__ = "console_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()

@@ -134,12 +134,13 @@ class TopUp(BaseModel):
 
 
 class UsagePublic(BaseModel):
-    day: str
+    day: str | None
     application_id: int | None
     api_key: str | None
     requests: int
     images: int
     errors: dict[str, int]
+    statuses: dict[str, int]
     p50_ms: float
     p95_ms: float
     upstream_p50_ms: float | None

@@ -10,6 +10,10 @@ missing X-App-Key 400 -> unknown application 404 (429 when one IP keeps guessing
 per client IP 429 -> integration disabled / upstream not configured 503 -> X-Api-Key 401 ->
 throttle per key 429 -> anonymous not allowed 401 -> multipart and ``image`` 400/413 -> not an
 image 400 -> credits 403 / anonymous daily limit 429 -> upstream 502 -> 200.
+
+Beside ``image`` the spec names no field; the gateway also takes the output options of
+/v1/removebg (``size``, ``format``, ``bg_color``, ``channels``, ``crop``, ``crop_margin``; a bad
+one is 400 ``invalid_option``) and passes them to the upstream. The console's playground uses them.
 """
 
 from __future__ import annotations
@@ -54,6 +58,9 @@ from clearbg.gateway.upstream import UpstreamResult, call_http_upstream
 from clearbg.store.models import ApiKey
 
 router = APIRouter(tags=["Monitor gateway"])
+
+# optional fields beside ``image``: the output options of /v1/removebg, passed to the upstream
+OUTPUT_FIELDS = ("size", "format", "bg_color", "channels", "crop", "crop_margin")
 
 _RESPONSES: dict[int | str, dict[str, object]] = {
     200: {"content": {"image/png": {}}, "description": "The upstream's image, as it came"}
@@ -101,16 +108,24 @@ async def clearbg(
     elif app.anon_daily_limit <= 0:
         raise MissingApiKeyError(f"{app.name!r} takes no anonymous requests; send X-Api-Key")
 
-    data = await _read_image(request, svc)
+    data, fields = await _read_image(request, svc)
     request.state.bytes_in = len(data)
-    probe = svc.engine.probe(data)  # bad input is refused before anything is counted
+    options = RemoveOptions.parse(  # bad options and bad input are refused
+        size=fields.get("size"),
+        format=fields.get("format"),
+        bg_color=fields.get("bg_color"),
+        channels=fields.get("channels"),
+        crop=fields.get("crop"),
+        crop_margin=fields.get("crop_margin"),
+    )
+    probe = svc.engine.probe(data)  # before anything is counted
 
     reference = f"gw:{request.state.request_id}"
     day = anonymous.today()
     cost = 0 if key is None or key.unlimited else app.credit_cost_cents
     await anyio.to_thread.run_sync(_reserve, svc, app, key, cost, reference, ip_hash, day)
     try:
-        result = await _call_upstream(svc, app, probe, request.state.request_id)
+        result = await _call_upstream(svc, app, probe, options, fields, request.state.request_id)
     except BaseException:
         with anyio.CancelScope(shield=True):  # a client that went away still gets its refund
             await anyio.to_thread.run_sync(_release, svc, app, key, cost, reference, ip_hash, day)
@@ -205,8 +220,9 @@ def _authenticate(svc: Services, app: GatewayConfig, raw: str) -> ApiKey:
     return key
 
 
-async def _read_image(request: Request, svc: Services) -> bytes:
-    """The bytes of the single ``image`` field: a file part, or text to decode or fetch."""
+async def _read_image(request: Request, svc: Services) -> tuple[bytes, dict[str, str]]:
+    """The bytes of the single ``image`` field (a file part, or text to decode or fetch), and
+    the optional output fields of /v1/removebg (``size``, ``format``, ``bg_color``, ...)."""
     limit = int(svc.settings.server.upload_limit_mb * 1024 * 1024)
     content_type = request.headers.get("content-type", "")
     if not content_type.lower().startswith("multipart/form-data"):
@@ -217,6 +233,11 @@ async def _read_image(request: Request, svc: Services) -> bytes:
         detail = getattr(exc, "message", None) or getattr(exc, "detail", "")
         raise InvalidMultipartError(f"the multipart body cannot be read: {detail}") from exc
     try:
+        fields = {
+            name: value.strip()
+            for name in OUTPUT_FIELDS
+            if isinstance(value := form.get(name), str) and value.strip()
+        }
         parts = form.getlist("image")
         if not parts:
             raise MissingImageError("the multipart body has no field named image")
@@ -229,17 +250,22 @@ async def _read_image(request: Request, svc: Services) -> bytes:
             data = await part.read()
             if not data:
                 raise EmptyImageError("the image file is empty")
-            return data
+            return data, fields
     finally:
         await form.close()
     text = parse_text(part)
     if text.kind == "url":
-        return await svc.fetcher.fetch(text.url)
-    return text.data
+        return await svc.fetcher.fetch(text.url), fields
+    return text.data, fields
 
 
 async def _call_upstream(
-    svc: Services, app: GatewayConfig, probe: Probe, request_id: str
+    svc: Services,
+    app: GatewayConfig,
+    probe: Probe,
+    options: RemoveOptions,
+    fields: dict[str, str],
+    request_id: str,
 ) -> UpstreamResult:
     if app.upstream == "http" and app.upstream_url:
         gw = svc.settings.gateway
@@ -251,11 +277,12 @@ async def _call_upstream(
             timeout=gw.upstream_timeout,
             connect_timeout=gw.connect_timeout,
             request_id=request_id,
+            fields=fields,
         )
     started = time.perf_counter()
     try:
         w, h = probe.size
-        cut = await svc.slots.run(lambda: svc.engine.remove(probe, RemoveOptions()), pixels=w * h)
+        cut = await svc.slots.run(lambda: svc.engine.remove(probe, options), pixels=w * h)
     except ModelError as exc:
         raise UpstreamError(f"the local engine cannot work: {exc.message}") from exc
     svc.metrics.images.labels("gateway", cut.model).inc()

@@ -1,0 +1,329 @@
+"""Console pages: sign-in, applications and their gateway settings, keys, members, users.
+
+Every change is a POST of a form with its CSRF token, answered by a redirect (303) back to the
+page, except a new key: its page shows the secret once and is never served again.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+from starlette.datastructures import FormData
+
+from clearbg.console.auth import (
+    PRESESSION_COOKIE,
+    SESSION_COOKIE,
+    ContextDep,
+    FormDep,
+    Viewer,
+    ViewerDep,
+    check_csrf,
+    new_nonce,
+    viewer,
+)
+from clearbg.console.render import page, redirect
+from clearbg.errors import InvalidOptionError, NotFoundError, SignInError, SignInRequiredError
+from clearbg.gateway import applications, credits, keys, users
+from clearbg.gateway.applications import UNSET
+from clearbg.store.models import ApiKey, Application, Membership, User
+
+router = APIRouter(prefix="/console", include_in_schema=False)
+
+
+def load_app(db: Session, who: Viewer, app_id: int) -> Application:
+    """The application if this user may see it; 404 otherwise (whether it exists or not)."""
+    app = db.get(Application, app_id)
+    user = db.get(User, who.id)
+    if app is None or user is None or not users.can_see(db, user, app):
+        raise NotFoundError(f"no application {app_id}")
+    return app
+
+
+def _text(form: FormData, name: str) -> str:
+    value = form.get(name)
+    return value.strip() if isinstance(value, str) else ""
+
+
+def _number(form: FormData, name: str, *, blank: float | None = None) -> float | None:
+    raw = _text(form, name)
+    if not raw:
+        return blank
+    try:
+        value = float(raw)
+    except ValueError:
+        raise InvalidOptionError(name, f"{raw!r} is not a number") from None
+    if value < 0:
+        raise InvalidOptionError(name, "must not be negative")
+    return value
+
+
+def _whole(form: FormData, name: str) -> int | None:
+    value = _number(form, name)
+    if value is not None and value != int(value):
+        raise InvalidOptionError(name, "must be a whole number")
+    return None if value is None else int(value)
+
+
+def _safe_next(target: str) -> str:
+    return target if target.startswith("/console/") and not target.startswith("//") else ""
+
+
+# sign-in ---------------------------------------------------------------------------------
+
+
+@router.get("", response_class=HTMLResponse)
+@router.get("/", response_class=HTMLResponse)
+def home() -> Response:
+    return redirect("/console/apps")
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_form(request: Request, ctx: ContextDep, next: str = "") -> Response:
+    try:
+        viewer(request, ctx)
+        return redirect(_safe_next(next) or "/console/apps")
+    except SignInRequiredError:
+        pass
+    return _login_page(request, ctx, next, "", None, 200)
+
+
+def _login_page(
+    request: Request, ctx: ContextDep, next_: str, email: str, error: str | None, status: int
+) -> Response:
+    nonce = ctx.unsign(request, PRESESSION_COOKIE) or new_nonce()
+    response = page(
+        request,
+        "login.html",
+        None,
+        "Sign in",
+        status=status,
+        csrf=ctx.csrf("pre:" + nonce),
+        next=_safe_next(next_),
+        email=email,
+        error=error,
+    )
+    ctx.set_cookie(response, PRESESSION_COOKIE, nonce, 3600)
+    return response
+
+
+@router.post("/login", response_class=HTMLResponse)
+async def login(request: Request, ctx: ContextDep) -> Response:
+    ctx.throttle_sign_in(request.client.host if request.client else "unknown")
+    form = await request.form(max_files=0, max_fields=8)
+    nonce = ctx.unsign(request, PRESESSION_COOKIE)
+    check_csrf(ctx, form, "pre:" + nonce if nonce else None)
+    email, next_ = _text(form, "email"), _text(form, "next")
+    try:
+        with ctx.sessions.begin() as db:
+            user = users.sign_in(db, email, str(form.get("password") or ""))
+            token = users.start_session(db, user, ctx.lifetime)
+    except SignInError as exc:
+        return _login_page(request, ctx, next_, email, exc.message, 401)
+    response = redirect(_safe_next(next_) or "/console/apps")
+    ctx.set_cookie(response, SESSION_COOKIE, token, int(ctx.lifetime.total_seconds()))
+    response.delete_cookie(PRESESSION_COOKIE, path="/console")
+    return response
+
+
+@router.post("/logout")
+def logout(ctx: ContextDep, who: ViewerDep, _: FormDep) -> Response:
+    with ctx.sessions.begin() as db:
+        users.end_session(db, who.token)
+    response = redirect("/console/login?done=signed_out")
+    response.delete_cookie(SESSION_COOKIE, path="/console")
+    return response
+
+
+# applications ----------------------------------------------------------------------------
+
+
+@router.get("/apps", response_class=HTMLResponse)
+def list_apps(request: Request, ctx: ContextDep, who: ViewerDep) -> Response:
+    with ctx.sessions() as db:
+        user = db.get(User, who.id)
+        assert user is not None  # the session was just checked
+        apps = users.visible_applications(db, user)
+        counts = dict(
+            db.execute(
+                select(ApiKey.application_id, func.count())
+                .where(ApiKey.active)
+                .group_by(ApiKey.application_id)
+            ).all()
+        )
+    return page(
+        request, "apps.html", who, "Applications", section="apps", apps=apps, key_counts=counts
+    )
+
+
+@router.post("/apps")
+def create_app(ctx: ContextDep, who: ViewerDep, form: FormDep) -> Response:
+    who.require_admin()
+    with ctx.sessions.begin() as db:
+        app = keys.create_application(db, _text(form, "name"))
+    return redirect(f"/console/apps/{app.id}?done=app_created")
+
+
+def _key_status(key: ApiKey) -> str:
+    if not key.active:
+        return "revoked"
+    if key.expires_at is not None and key.expires_at <= datetime.now(UTC):
+        return "expired"
+    return "active"
+
+
+def _app_page(
+    request: Request, ctx: ContextDep, who: Viewer, app_id: int, created: str | None = None
+) -> Response:
+    with ctx.sessions() as db:
+        app = load_app(db, who, app_id)
+        app_keys = list(
+            db.scalars(select(ApiKey).where(ApiKey.application_id == app.id).order_by(ApiKey.id))
+        )
+        members = users.members(db, app)
+    gw = ctx.settings.gateway
+    return page(
+        request,
+        "app.html",
+        who,
+        app.name,
+        status=201 if created else 200,
+        section="apps",
+        tab="/",
+        app=app,
+        keys=app_keys,
+        members=members,
+        created=created,
+        key_status=_key_status,
+        defaults={"ip": gw.ip_per_minute, "key": gw.key_per_minute},
+    )
+
+
+@router.get("/apps/{app_id}", response_class=HTMLResponse)
+def show_app(request: Request, ctx: ContextDep, who: ViewerDep, app_id: int) -> Response:
+    return _app_page(request, ctx, who, app_id)
+
+
+@router.post("/apps/{app_id}/settings")
+def save_settings(ctx: ContextDep, who: ViewerDep, form: FormDep, app_id: int) -> Response:
+    who.require_admin()
+    cost = _number(form, "credit_cost", blank=0.0)
+    upstream_key = _text(form, "upstream_key")
+    with ctx.sessions.begin() as db:
+        app = load_app(db, who, app_id)
+        applications.update_application(
+            db,
+            app,
+            name=_text(form, "name"),
+            enabled=form.get("gateway_enabled") == "1",
+            upstream=_text(form, "upstream") or "local",
+            upstream_url=_text(form, "upstream_url") or None,
+            upstream_key=upstream_key or UNSET,  # empty keeps the key that is set
+            anon_daily_limit=_whole(form, "anon_daily_limit") or 0,
+            ip_per_minute=_whole(form, "ip_per_minute"),
+            key_per_minute=_whole(form, "key_per_minute"),
+            credit_cost_cents=credits.cents(cost or 0.0),
+        )
+    return redirect(f"/console/apps/{app_id}?done=settings_saved")
+
+
+@router.post("/apps/{app_id}/keys", response_class=HTMLResponse)
+def create_key(
+    request: Request, ctx: ContextDep, who: ViewerDep, form: FormDep, app_id: int
+) -> Response:
+    days = _number(form, "expires_days")
+    amount = _number(form, "credits", blank=0.0) or 0.0
+    unlimited = form.get("unlimited") == "1"
+    if not who.is_admin and (amount or unlimited):
+        who.require_admin()  # members make keys; only an admin gives them credits
+    with ctx.sessions.begin() as db:
+        app = load_app(db, who, app_id)
+        _, raw = keys.create_key(
+            db,
+            app,
+            label=_text(form, "label")[:200],
+            credits_cents=credits.cents(amount),
+            unlimited=unlimited,
+            expires_at=datetime.now(UTC) + timedelta(days=days) if days else None,
+        )
+    return _app_page(request, ctx, who, app_id, created=raw)
+
+
+def _own_key(db: Session, app: Application, prefix: str) -> ApiKey:
+    key = keys.find_key(db, prefix)
+    if key.application_id != app.id:
+        raise NotFoundError(f"no key with prefix {prefix!r}")
+    return key
+
+
+@router.post("/apps/{app_id}/keys/{prefix}/revoke")
+def revoke_key(ctx: ContextDep, who: ViewerDep, _: FormDep, app_id: int, prefix: str) -> Response:
+    with ctx.sessions.begin() as db:
+        _own_key(db, load_app(db, who, app_id), prefix).active = False
+    return redirect(f"/console/apps/{app_id}?done=key_revoked")
+
+
+@router.post("/apps/{app_id}/keys/{prefix}/credits")
+def top_up(ctx: ContextDep, who: ViewerDep, form: FormDep, app_id: int, prefix: str) -> Response:
+    who.require_admin()
+    amount = _number(form, "amount") or 0.0
+    with ctx.sessions.begin() as db:
+        key = _own_key(db, load_app(db, who, app_id), prefix)
+        credits.add_credits(db, key, credits.cents(amount), f"console: {who.email}")
+    return redirect(f"/console/apps/{app_id}?done=credits_added")
+
+
+@router.post("/apps/{app_id}/members")
+def add_member(ctx: ContextDep, who: ViewerDep, form: FormDep, app_id: int) -> Response:
+    who.require_admin()
+    with ctx.sessions.begin() as db:
+        users.add_member(db, load_app(db, who, app_id), users.find_user(db, _text(form, "email")))
+    return redirect(f"/console/apps/{app_id}?done=member_added")
+
+
+@router.post("/apps/{app_id}/members/{user_id}/remove")
+def remove_member(
+    ctx: ContextDep, who: ViewerDep, _: FormDep, app_id: int, user_id: int
+) -> Response:
+    who.require_admin()
+    with ctx.sessions.begin() as db:
+        user = db.get(User, user_id)
+        if user is None:
+            raise NotFoundError(f"no user {user_id}")
+        users.remove_member(db, load_app(db, who, app_id), user)
+    return redirect(f"/console/apps/{app_id}?done=member_removed")
+
+
+# users -----------------------------------------------------------------------------------
+
+
+@router.get("/users", response_class=HTMLResponse)
+def list_users(request: Request, ctx: ContextDep, who: ViewerDep) -> Response:
+    who.require_admin()
+    with ctx.sessions() as db:
+        names: dict[int, list[str]] = {}
+        for user_id, name in db.execute(
+            select(Membership.user_id, Application.name)
+            .join(Application, Application.id == Membership.application_id)
+            .order_by(Application.name)
+        ):
+            names.setdefault(user_id, []).append(name)
+        rows = [(u, names.get(u.id, [])) for u in db.scalars(select(User).order_by(User.email))]
+        apps = list(db.scalars(select(Application).order_by(Application.name)))
+    return page(request, "users.html", who, "Users", section="users", rows=rows, apps=apps)
+
+
+@router.post("/users")
+def create_user(ctx: ContextDep, who: ViewerDep, form: FormDep) -> Response:
+    who.require_admin()
+    application_id = _whole(form, "application_id")
+    with ctx.sessions.begin() as db:
+        user = users.create_user(
+            db, _text(form, "email"), str(form.get("password") or ""), _text(form, "role")
+        )
+        if application_id:
+            users.add_member(db, load_app(db, who, application_id), user)
+    return redirect("/console/users?done=user_created")

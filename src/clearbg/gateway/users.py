@@ -1,0 +1,145 @@
+"""Console users: email + password (argon2id), roles ``admin`` and ``member``, and which
+applications a member belongs to. Console sessions are random tokens stored as SHA-256."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import UTC, datetime, timedelta
+from typing import Final
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from clearbg.errors import InvalidOptionError, NotFoundError, SignInError
+from clearbg.store.models import Application, ConsoleSession, Membership, User
+
+__all__ = [
+    "ROLES",
+    "add_member",
+    "create_user",
+    "end_session",
+    "find_user",
+    "remove_member",
+    "session_user",
+    "sign_in",
+    "start_session",
+    "visible_applications",
+]
+
+ROLES: Final = ("admin", "member")
+MIN_PASSWORD: Final = 8
+_hasher = PasswordHasher()
+# verified when the email is unknown, so a wrong email costs as long as a wrong password
+_DUMMY_HASH: Final = _hasher.hash("not a password of anyone")
+
+
+def _email(raw: str) -> str:
+    email = raw.strip().lower()
+    local, _, domain = email.partition("@")
+    if not local or "." not in domain or any(c.isspace() for c in email) or len(email) > 254:
+        raise InvalidOptionError("email", f"{raw!r} is not an email address")
+    return email
+
+
+def create_user(db: Session, email: str, password: str, role: str = "member") -> User:
+    if role not in ROLES:
+        raise InvalidOptionError("role", f"must be one of {', '.join(ROLES)}")
+    if len(password) < MIN_PASSWORD:
+        raise InvalidOptionError("password", f"must have at least {MIN_PASSWORD} characters")
+    address = _email(email)
+    if db.scalar(select(User.id).where(User.email == address)) is not None:
+        raise InvalidOptionError("email", f"a user {address} exists")
+    user = User(email=address, password_hash=_hasher.hash(password), role=role)
+    db.add(user)
+    db.flush()
+    return user
+
+
+def find_user(db: Session, email: str) -> User:
+    user = db.scalar(select(User).where(User.email == email.strip().lower()))
+    if user is None:
+        raise NotFoundError(f"no user {email!r}")
+    return user
+
+
+def sign_in(db: Session, email: str, password: str) -> User:
+    """The user whose password this is, or SignInError (never says which part was wrong)."""
+    user = db.scalar(select(User).where(User.email == email.strip().lower()))
+    try:
+        _hasher.verify(user.password_hash if user else _DUMMY_HASH, password)
+    except (VerificationError, InvalidHashError):
+        raise SignInError("wrong email or password") from None
+    if user is None or not user.active:
+        raise SignInError("wrong email or password")
+    if _hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = _hasher.hash(password)
+    user.last_login_at = datetime.now(UTC)
+    return user
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def start_session(db: Session, user: User, lifetime: timedelta) -> str:
+    """A new session for ``user``; the token (for the cookie) is returned, its hash stored."""
+    token = secrets.token_urlsafe(32)
+    now = datetime.now(UTC)
+    db.execute(delete(ConsoleSession).where(ConsoleSession.expires_at <= now))
+    db.add(
+        ConsoleSession(token_hash=_token_hash(token), user_id=user.id, expires_at=now + lifetime)
+    )
+    return token
+
+
+def session_user(db: Session, token: str) -> User | None:
+    row = db.get(ConsoleSession, _token_hash(token))
+    if row is None or row.expires_at <= datetime.now(UTC):
+        return None
+    user = db.get(User, row.user_id)
+    return user if user is not None and user.active else None
+
+
+def end_session(db: Session, token: str) -> None:
+    db.execute(delete(ConsoleSession).where(ConsoleSession.token_hash == _token_hash(token)))
+
+
+def visible_applications(db: Session, user: User) -> list[Application]:
+    """Every application for an admin; a member's own ones otherwise."""
+    query = select(Application).order_by(Application.name)
+    if user.role != "admin":
+        query = query.join(Membership, Membership.application_id == Application.id).where(
+            Membership.user_id == user.id
+        )
+    return list(db.scalars(query))
+
+
+def can_see(db: Session, user: User, app: Application) -> bool:
+    if user.role == "admin":
+        return True
+    return db.get(Membership, (user.id, app.id)) is not None
+
+
+def members(db: Session, app: Application) -> list[User]:
+    query = (
+        select(User)
+        .join(Membership, Membership.user_id == User.id)
+        .where(Membership.application_id == app.id)
+        .order_by(User.email)
+    )
+    return list(db.scalars(query))
+
+
+def add_member(db: Session, app: Application, user: User) -> None:
+    if db.get(Membership, (user.id, app.id)) is None:
+        db.add(Membership(user_id=user.id, application_id=app.id))
+        db.flush()
+
+
+def remove_member(db: Session, app: Application, user: User) -> None:
+    db.execute(
+        delete(Membership).where(Membership.user_id == user.id, Membership.application_id == app.id)
+    )
