@@ -25,8 +25,12 @@ demo: setup
 	$(BIN)/clearbg models pull u2net
 	$(BIN)/clearbg remove $(PHOTO) -o out/$(notdir $(basename $(PHOTO))).png
 
+# Debian's Chromium drives the console's end-to-end tests (Playwright uses it, downloads none).
+CHROMIUM ?= /usr/bin/chromium
+
 test: setup
 	$(BIN)/clearbg models pull u2netp
+	test -x $(CHROMIUM) || (apt-get update -q && apt-get install -y -q --no-install-recommends chromium)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy

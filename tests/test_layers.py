@@ -15,6 +15,7 @@ ALLOWED = {
     "store": {"store", "errors", "settings"},
     "gateway": {"gateway", "engine", "store", "errors", "settings"},
     "jobs": {"jobs", "gateway", "engine", "store", "errors", "settings"},
+    "console": {"console", "gateway", "store", "errors", "settings"},
     "client": {"client", "errors"},
 }
 

@@ -252,6 +252,12 @@ def create_key(
     return _app_page(request, ctx, who, app_id, created=raw)
 
 
+@router.get("/apps/{app_id}/keys")
+def keys_page(app_id: int) -> Response:
+    """Where the page that showed a new key lives; asked for again, it no longer shows it."""
+    return redirect(f"/console/apps/{app_id}")
+
+
 def _own_key(db: Session, app: Application, prefix: str) -> ApiKey:
     key = keys.find_key(db, prefix)
     if key.application_id != app.id:

@@ -70,7 +70,7 @@ function setupPlayground(form) {
       result.hidden = false;
       const charged = response.headers.get("X-Credits-Charged");
       status.textContent = `Done in ${seconds} s: ${blob.type}, ${(blob.size / 1024).toFixed(0)} KB` +
-        (charged !== null ? `, ${charged} credits charged` : "") + ".";
+        (charged !== null ? `, ${charged} credit${charged === "1" ? "" : "s"} charged` : "") + ".";
     } catch (err) {
       status.textContent = `The request failed: ${err}`;
     } finally {

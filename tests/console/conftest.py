@@ -1,0 +1,139 @@
+"""A real `clearbg serve` (a subprocess on 127.0.0.1 with its own data folder and the u2netp
+model), users made with `clearbg admin users create`, and Debian's Chromium driven by Playwright.
+Every test saves screenshots of the pages it visits into tests/screenshots/."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, Playwright, sync_playwright
+
+from tests.api.conftest import free_port
+
+CHROMIUM = Path("/usr/bin/chromium")
+SHOTS = Path(__file__).resolve().parents[1] / "screenshots"
+PASSWORD = "correct horse battery"
+# the flags a closed network needs (no background connections that would be refused)
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@dataclass
+class Serve:
+    url: str
+    data_dir: Path
+    proc: subprocess.Popen[bytes]
+
+    def cli(self, *args: str, stdin: str = "") -> str:
+        out = subprocess.run(
+            [sys.executable, "-m", "clearbg.cli", "admin", "--data-dir", str(self.data_dir), *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            check=True,
+            env=_env(self.data_dir),
+        )
+        return out.stdout
+
+    def user(self, email: str, role: str = "member", app: str | None = None) -> str:
+        extra = ["--app", app] if app else []
+        self.cli("users", "create", email, "--role", role, "--password-stdin", *extra,
+                 stdin=PASSWORD + "\n")  # fmt: skip
+        return email
+
+
+def _env(data_dir: Path, **extra: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "CLEARBG_SERVER__DATA_DIR": str(data_dir),
+        "CLEARBG_ENGINE__DEFAULT_MODEL": "u2netp",
+        "CLEARBG_JOBS__CONSUMER": "false",
+        **extra,
+    }
+
+
+@pytest.fixture(scope="package")
+def serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve]:
+    data_dir = tmp_path_factory.mktemp("console") / "data"
+    port = free_port()
+    log = (data_dir.parent / "serve.log").open("wb")
+    env = _env(
+        data_dir,
+        CLEARBG_SERVER__PORT=str(port),
+        CLEARBG_CONSOLE__SIGN_IN_PER_MINUTE="30",
+        CLEARBG_GATEWAY__IP_PER_MINUTE="0",
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "clearbg.cli", "serve"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url + "/readyz", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None:
+            raise RuntimeError((data_dir.parent / "serve.log").read_text())
+        time.sleep(0.1)
+    else:
+        raise RuntimeError("clearbg serve did not become ready")
+    yield Serve(url, data_dir, proc)
+    proc.terminate()
+    proc.wait(timeout=30)
+    log.close()
+
+
+@pytest.fixture(scope="package")
+def playwright() -> Iterator[Playwright]:
+    with sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture(scope="package")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    if not CHROMIUM.exists():
+        pytest.fail("Debian's chromium is not installed: `make test` installs it (apt-get)")
+    browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    yield browser
+    browser.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def shot(page: Page, name: str, full: bool = True) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=full)
+
+
+def sign_in(page: Page, serve: Serve, email: str, password: str = PASSWORD) -> None:
+    page.goto(serve.url + "/console/")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url("**/console/apps")
