@@ -95,16 +95,26 @@ def test_chain_through_a_second_clearbg_serve(gateway: Gateway, upstream: Upstre
     account = httpx.get(upstream.url + "/v1/account", headers={"X-API-Key": upstream.key})
     assert account.json()["credits"] == 49  # the upstream charged its own key once
 
+    # output options travel to the upstream
+    small = httpx.post(
+        gateway.url + "/api/v1/clearbg",
+        headers={"X-App-Key": app, "X-Api-Key": key},
+        files={"image": ("p.png", PNG, "image/png"), "format": (None, "webp")},
+        timeout=60,
+    )
+    assert small.status_code == 200 and small.headers["content-type"] == "image/webp"
+    assert gateway.server.balance(key) == 3
+
     # the upstream refuses (wrong key): 502, nothing charged here
     gateway.set_app(app, upstream_key="cbg_wrongkey_" + "x" * 32)
     assert_problem(gateway.post(app, key, file=PNG), 502, "upstream_error")
-    assert gateway.server.balance(key) == 4
+    assert gateway.server.balance(key) == 3
     gateway.set_app(app, upstream_key=upstream.key)
 
     upstream.stop()
     assert_problem(gateway.post(app, key, file=PNG), 502, "upstream_unreachable")
-    assert gateway.server.balance(key) == 4
+    assert gateway.server.balance(key) == 3
 
     gateway.set_app(app, enabled=False)
     assert_problem(gateway.post(app, key, file=PNG), 503, "gateway_disabled")
-    assert gateway.server.balance(key) == 4
+    assert gateway.server.balance(key) == 3

@@ -294,3 +294,30 @@ def test_metrics_carry_the_application_id(gateway: Gateway, app_key: str) -> Non
     text = httpx.get(gateway.url + "/metrics").text
     assert 'clearbg_gateway_requests_total{application="' in text
     assert "127.0.0.1" not in text
+
+
+def test_output_options_beside_image_choose_the_result(gateway: Gateway, app_key: str) -> None:
+    """Not in the spec (it names only `image`): /v1/removebg's output fields are passed on."""
+    key = gateway.make_key(app_key, credits_=3)
+    resp = httpx.post(
+        gateway.url + "/api/v1/clearbg",
+        headers={"X-App-Key": app_key, "X-Api-Key": key},
+        files={
+            "image": ("p.png", PNG, "image/png"),
+            "format": (None, "jpg"),
+            "bg_color": (None, "#ff0000"),
+        },
+        timeout=60,
+    )
+    assert resp.status_code == 200, resp.text
+    assert resp.headers["content-type"] == "image/jpeg"
+    im = Image.open(io.BytesIO(resp.content))
+    assert im.mode == "RGB" and im.getpixel((0, 0))[0] > 200  # the background is red
+    bad = httpx.post(
+        gateway.url + "/api/v1/clearbg",
+        headers={"X-App-Key": app_key, "X-Api-Key": key},
+        files={"image": ("p.png", PNG, "image/png"), "size": (None, "huge")},
+        timeout=60,
+    )
+    assert_problem(bad, 400, "invalid_option")
+    assert gateway.server.balance(key) == 2  # the refused request cost nothing
