@@ -52,8 +52,16 @@ class Serve:
 
     def user(self, email: str, role: str = "member", app: str | None = None) -> str:
         extra = ["--app", app] if app else []
-        self.cli("users", "create", email, "--role", role, "--password-stdin", *extra,
-                 stdin=PASSWORD + "\n")  # fmt: skip
+        self.cli(
+            "users",
+            "create",
+            email,
+            "--role",
+            role,
+            "--password-stdin",
+            *extra,
+            stdin=PASSWORD + "\n",
+        )
         return email
 
 

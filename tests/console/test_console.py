@@ -103,8 +103,10 @@ def test_admin_creates_app_and_key_runs_playground_sees_usage_and_revokes(
         refused = client.post("/api/v1/clearbg", headers=headers, files=files)
         assert refused.status_code == 401
         assert refused.json()["code"] == "invalid_api_key"
-        assert client.post("/v1/removebg", headers={"X-API-Key": secret},
-                           files=files).status_code == 401  # fmt: skip
+        assert (
+            client.post("/v1/removebg", headers={"X-API-Key": secret}, files=files).status_code
+            == 401
+        )
     shot(page, "06-application-revoked")
 
 
@@ -182,8 +184,13 @@ def test_pages_fit_a_phone_have_labelled_fields_and_work_by_keyboard(
     page.wait_for_url("**/console/apps")
     page.get_by_role("link", name=re.compile("^mobile-")).first.click()
     app_url = page.url
-    for sub, name in (("", "phone-app"), ("/usage", "phone-usage"), ("/api", None),
-                      ("/playground", "phone-playground"), ("/../../users", None)):  # fmt: skip
+    for sub, name in (
+        ("", "phone-app"),
+        ("/usage", "phone-usage"),
+        ("/api", None),
+        ("/playground", "phone-playground"),
+        ("/../../users", None),
+    ):
         page.goto(app_url + sub)
         overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
         assert overflow <= 0, f"{page.url} is {overflow}px wider than a phone"

@@ -31,20 +31,44 @@ def admin(data: Path, *args: str, stdin: str = "", ok: bool = True) -> str:
 def test_users_create_list_and_membership(tmp_path: Path) -> None:
     data = tmp_path / "data"
     admin(data, "apps", "create", "shop")
-    made = admin(data, "users", "create", "Root@Example.com", "--role", "admin",
-                 "--password-stdin", stdin="a long password\n")  # fmt: skip
+    made = admin(
+        data,
+        "users",
+        "create",
+        "Root@Example.com",
+        "--role",
+        "admin",
+        "--password-stdin",
+        stdin="a long password\n",
+    )
     assert "created admin root@example.com" in made
-    admin(data, "users", "create", "dev@example.com", "--password-stdin", "--app", "shop",
-          stdin="another password\n")  # fmt: skip
+    admin(
+        data,
+        "users",
+        "create",
+        "dev@example.com",
+        "--password-stdin",
+        "--app",
+        "shop",
+        stdin="another password\n",
+    )
     listed = admin(data, "users", "list")
     assert "root@example.com" in listed and "dev@example.com" in listed and "shop" in listed
 
     # refused: the same email again, a short password, a bad role
-    again = admin(data, "users", "create", "dev@example.com", "--password-stdin",
-                  stdin="another password\n", ok=False)  # fmt: skip
+    again = admin(
+        data,
+        "users",
+        "create",
+        "dev@example.com",
+        "--password-stdin",
+        stdin="another password\n",
+        ok=False,
+    )
     assert "exists" in again
-    short = admin(data, "users", "create", "x@example.com", "--password-stdin", stdin="short\n",
-                  ok=False)  # fmt: skip
+    short = admin(
+        data, "users", "create", "x@example.com", "--password-stdin", stdin="short\n", ok=False
+    )
     assert "at least 8" in short
     assert "not an email" in admin(
         data, "users", "create", "nobody", "--password-stdin", stdin="long enough\n", ok=False
