@@ -40,6 +40,16 @@ def serve(host: str | None, port: int | None, data_dir: Path | None) -> None:
             f"The application's X-App-Key (for /api/v1/clearbg) is {app_key}\n"
         )
     click.echo(f"ClearBG API on http://{server.host}:{server.port} (docs at /docs)")
+    if settings.console.enabled:
+        from sqlalchemy import select
+
+        from clearbg.store.models import User
+
+        with app.state.services.sessions() as db:
+            has_users = db.scalar(select(User.id).limit(1)) is not None
+        first_admin = "clearbg admin users create you@example.com --role admin"
+        hint = "" if has_users else f"; create its first admin with\n    {first_admin}"
+        click.echo(f"Console on http://{server.host}:{server.port}/console{hint}")
     # proxy_headers off: X-Forwarded-For is believed only from CLEARBG_GATEWAY__TRUSTED_PROXIES
     uvicorn.run(
         app,
