@@ -53,6 +53,11 @@ def test_admin_creates_app_and_key_runs_playground_sees_usage_and_revokes(
     expect(page.get_by_label("New API key")).to_have_count(0)
     assert secret not in page.content()
     expect(page.get_by_role("cell", name=secret[:12] + "…")).to_be_visible()
+    # an admin tops the key up: 3 + 2 credits
+    page.get_by_label(f"Credits to add to {secret[:12]}").fill("2")
+    page.get_by_role("button", name="Top up").click()
+    expect(page.get_by_role("status")).to_contain_text("credits were added")
+    expect(page.get_by_role("row").filter(has_text=secret[:12])).to_contain_text("5")
 
     # the playground: a real photo through POST /api/v1/clearbg, then download the PNG
     _tab(page, "Playground")
@@ -125,8 +130,22 @@ def test_member_sees_only_the_applications_they_belong_to(serve: Serve, browser:
     shot(page, "07-member-applications")
     page.get_by_role("link", name=mine).click()
     own_url = page.url
-    # a member may make keys but not change the gateway settings
+    # a member may make keys (without credits) but not change the gateway settings
     expect(page.get_by_role("button", name="Save settings")).to_be_disabled()
+    expect(page.get_by_label("Credits", exact=True)).to_have_count(0)
+    page.get_by_label("Label").fill("alice's key")
+    page.get_by_role("button", name="Create key").click()
+    assert page.get_by_label("New API key").input_value().startswith("cbg_")
+    token = page.locator("input[name=csrf_token]").first.input_value()
+    forged = page.request.post(
+        own_url + "/keys", form={"csrf_token": token, "label": "rich", "credits": "100"}
+    )
+    assert forged.status == 403  # giving credits is for admins
+    forged = page.request.post(
+        own_url + "/settings", form={"csrf_token": token, "name": "renamed", "upstream": "none"}
+    )
+    assert forged.status == 403
+    page.goto(own_url)
     other_id = int(re.findall(r"\d+", own_url)[-1]) + 1  # `theirs` was created right after
     response = page.goto(f"{serve.url}/console/apps/{other_id}")
     assert response is not None and response.status == 404
@@ -187,9 +206,9 @@ def test_pages_fit_a_phone_have_labelled_fields_and_work_by_keyboard(
     for sub, name in (
         ("", "phone-app"),
         ("/usage", "phone-usage"),
-        ("/api", None),
+        ("/api", "phone-api"),
         ("/playground", "phone-playground"),
-        ("/../../users", None),
+        ("/../../users", "phone-users"),
     ):
         page.goto(app_url + sub)
         overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
