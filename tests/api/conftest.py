@@ -55,6 +55,19 @@ class Server:
         return httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
 
 
+def wait_ready(url: str, seconds: float = 30, alive: Callable[[], bool] = lambda: True) -> None:
+    """Until ``url``/readyz answers 200; RuntimeError after ``seconds`` or once not ``alive()``."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and alive():
+        try:
+            if httpx.get(url + "/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"{url} did not become ready")
+
+
 def start_server(
     tmp: Path, engine: Engine, **overrides: dict[str, object]
 ) -> tuple[Server, Callable[[], None]]:
@@ -98,16 +111,7 @@ def start_server(
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url + "/readyz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.05)
-    else:
-        raise RuntimeError("server did not become ready")
+    wait_ready(url)
 
     def stop() -> None:
         server.should_exit = True

@@ -7,16 +7,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 from playwright.sync_api import Browser, Page, Playwright, sync_playwright
 
-from tests.api.conftest import free_port
+from tests.api.conftest import free_port, wait_ready
 
 CHROMIUM = Path("/usr/bin/chromium")
 SHOTS = Path(__file__).resolve().parents[1] / "screenshots"
@@ -93,18 +91,11 @@ def serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve]:
         env=env,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url + "/readyz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None:
-            raise RuntimeError((data_dir.parent / "serve.log").read_text())
-        time.sleep(0.1)
-    else:
-        raise RuntimeError("clearbg serve did not become ready")
+    try:
+        wait_ready(url, 60, alive=lambda: proc.poll() is None)
+    except RuntimeError:
+        proc.kill()
+        raise RuntimeError((data_dir.parent / "serve.log").read_text()) from None
     yield Serve(url, data_dir, proc)
     proc.terminate()
     proc.wait(timeout=30)
