@@ -5,7 +5,7 @@ and server; the latency the `http` upstream adds (gateway -> a second `clearbg s
 calling that server directly; and how many rejected requests (401, 404, 429) per second the
 gateway answers.
 
-    python bench/gateway_bench.py --data ../shared/data [--model u2net]
+    python bench/gateway_bench.py --data ../shared/data [--model u2net] [--only rejections]
 """
 
 from __future__ import annotations
@@ -142,7 +142,7 @@ def _wrk(url: str, headers: dict[str, str], seconds: int = 5) -> float:
     return float(match.group(1))
 
 
-def bench_rejections(srv: Server, app_key: str, data_dir: Path) -> None:
+def bench_rejections(srv: Server, app_key: str, data_dir: Path, seconds: int = 5) -> None:
     if shutil.which("wrk") is None:
         print("rejected requests: wrk is not installed (apt-get install wrk): skipped")
         return
@@ -159,7 +159,7 @@ def bench_rejections(srv: Server, app_key: str, data_dir: Path) -> None:
         for name, headers, expect in rows:
             status = c.post(url, files=body, headers=headers).status_code
             assert status == expect, (name, status)
-            rate = _wrk(url, headers)
+            rate = _wrk(url, headers, seconds)
             assert c.post(url, files=body, headers=headers).status_code == expect
             print(
                 f"rejected, {name}: {rate:.0f} requests/s (target >= 500) "
@@ -172,7 +172,15 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path("../shared/data"))
     parser.add_argument("--model", default="u2net")
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument(
+        "--only",
+        choices=("local", "rejections", "http"),
+        action="append",
+        help="run only this part (repeatable); default: all three",
+    )
+    parser.add_argument("--seconds", type=int, default=5, help="wrk duration per rejection row")
     args = parser.parse_args()
+    parts = set(args.only or ("local", "rejections", "http"))
     photos = sorted(p for p in (args.data / "photos").glob("*.jpg") if ".out" not in p.name)
     with tempfile.TemporaryDirectory(prefix="clearbg-gateway-bench-") as tmp:
         base = Path(tmp)
@@ -183,11 +191,14 @@ def main() -> None:
         )
         try:
             app_key = _app_key(srv, main_dir)
-            bench_local(srv, app_key, photos, args.repeats)
-            bench_rejections(srv, app_key, main_dir)
+            if "local" in parts:
+                bench_local(srv, app_key, photos, args.repeats)
+            if "rejections" in parts:
+                bench_rejections(srv, app_key, main_dir, args.seconds)
         finally:
             srv.stop()
-        bench_http(args.model, base, photos[:6], args.repeats)
+        if "http" in parts:
+            bench_http(args.model, base, photos[:6], args.repeats)
 
 
 if __name__ == "__main__":
