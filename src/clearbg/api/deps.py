@@ -23,6 +23,7 @@ from clearbg.engine import Engine
 from clearbg.errors import OverloadedError, RateLimitedError
 from clearbg.gateway import keys
 from clearbg.gateway.anonymous import Network
+from clearbg.gateway.directory import Directory
 from clearbg.gateway.fetch import Fetcher
 from clearbg.jobs.queue import JobQueue
 from clearbg.settings import Settings
@@ -134,6 +135,7 @@ class Services:
     reads: sessionmaker[Session]
     upstream_client: httpx.AsyncClient
     usage_writer: GroupWriter
+    directory: Directory
     engine: Engine
     metrics: Metrics
     slots: EngineSlots
@@ -145,7 +147,8 @@ class Services:
     ready: bool = False
 
 
-def services(request: Request) -> Services:
+async def services(request: Request) -> Services:
+    # async: FastAPI runs a plain ``def`` dependency in a worker thread, for every request
     found: Services = request.app.state.services
     return found
 
