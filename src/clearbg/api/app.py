@@ -53,7 +53,7 @@ def build_services(settings: Settings, engine: Engine | None = None) -> Services
         settings=settings,
         sessions=factory,
         reads=read_sessions(db_engine),
-        usage_writer=GroupWriter(factory, UsageRecord.__table__),  # type: ignore[arg-type]
+        usage_writer=GroupWriter(db_engine, UsageRecord.__table__),  # type: ignore[arg-type]
         directory=Directory(db_engine),
         upstream_client=httpx.AsyncClient(
             trust_env=False, limits=httpx.Limits(max_keepalive_connections=32)
