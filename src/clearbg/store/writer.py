@@ -1,12 +1,11 @@
 """Group commit: rows from many concurrent requests written in one transaction.
 
-A request hands its row to the writer thread and waits for the commit that includes it, so
-nothing is written later than the answer (a test or a reader sees every row of every answered
-request), but a burst of requests shares one transaction instead of queueing for SQLite's write
-lock one by one. Under load (the last batch had company) the writer lingers a few milliseconds
-after a batch's first row for more to join it: a transaction costs about as much as 16 rows, and
-the rows' requests have already been answered while they wait. A lone request's row is written
-at once.
+A request hands its row to the writer thread once its answer is sent and waits for the commit
+that includes it, so a burst of requests shares one transaction instead of queueing for
+SQLite's write lock one by one. A lone request's row is written at once (a reader sees it a
+moment after the answer); under load (the last batch had company) the writer lingers 20 ms
+after a batch's first row for more to join it: a transaction costs about as much as 16 rows,
+and the rows' requests have already been answered while they wait.
 """
 
 from __future__ import annotations
@@ -29,7 +28,7 @@ _STOP = object()
 
 class GroupWriter:
     def __init__(
-        self, engine: Engine, table: Table, max_batch: int = 256, linger: float = 0.005
+        self, engine: Engine, table: Table, max_batch: int = 256, linger: float = 0.02
     ) -> None:
         self._engine = engine
         self._table = table
