@@ -20,6 +20,7 @@ from clearbg.api.routes import account, admin, gateway, health, removebg
 from clearbg.api.routes import bulk as bulk_routes
 from clearbg.engine import Engine
 from clearbg.gateway import anonymous, credits
+from clearbg.gateway.directory import Directory
 from clearbg.gateway.fetch import Fetcher, FetchPolicy
 from clearbg.jobs import bulk
 from clearbg.jobs.queue import JobQueue, ttl
@@ -52,7 +53,8 @@ def build_services(settings: Settings, engine: Engine | None = None) -> Services
         settings=settings,
         sessions=factory,
         reads=read_sessions(db_engine),
-        usage_writer=GroupWriter(factory, UsageRecord.__table__),  # type: ignore[arg-type]
+        usage_writer=GroupWriter(db_engine, UsageRecord.__table__),  # type: ignore[arg-type]
+        directory=Directory(db_engine),
         upstream_client=httpx.AsyncClient(
             trust_env=False, limits=httpx.Limits(max_keepalive_connections=32)
         ),
@@ -117,6 +119,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         yield
         await svc.upstream_client.aclose()
         svc.usage_writer.close()
+        svc.directory.close()
         svc.queue.stop_consumer()
         if engine is None:
             svc.engine.close()

@@ -19,10 +19,12 @@ from limits.strategies import MovingWindowRateLimiter
 from sqlalchemy.orm import Session, sessionmaker
 
 from clearbg.api.metrics import Metrics
+from clearbg.api.windows import MemoryWindows
 from clearbg.engine import Engine
 from clearbg.errors import OverloadedError, RateLimitedError
 from clearbg.gateway import keys
 from clearbg.gateway.anonymous import Network
+from clearbg.gateway.directory import Directory
 from clearbg.gateway.fetch import Fetcher
 from clearbg.jobs.queue import JobQueue
 from clearbg.settings import Settings
@@ -97,14 +99,23 @@ class Window:
 
 
 class RateLimits:
-    """Requests per minute per key (``limits``: memory by default, Redis when configured)."""
+    """Requests per minute per key, in moving windows: in process memory by default
+    (``MemoryWindows``), in ``limits``' storage when one is configured (Redis: shared by every
+    server process)."""
 
     def __init__(self, storage_url: str, default_per_minute: int) -> None:
-        self.limiter = MovingWindowRateLimiter(storage_from_string(storage_url))
+        self.limiter: MemoryWindows | MovingWindowRateLimiter = (
+            MemoryWindows(60)
+            if storage_url.startswith("memory://")
+            else MovingWindowRateLimiter(storage_from_string(storage_url))
+        )
         self.default = default_per_minute
 
     def take(self, ident: str, per_minute: int) -> Window:
         """Count one request against ``per_minute`` for ``ident``."""
+        if isinstance(self.limiter, MemoryWindows):
+            allowed, remaining, reset = self.limiter.hit(ident, per_minute)
+            return Window(allowed, per_minute, remaining, reset)
         item = RateLimitItemPerMinute(per_minute)
         allowed = self.limiter.hit(item, ident)
         reset, remaining = self.limiter.get_window_stats(item, ident)
@@ -112,18 +123,11 @@ class RateLimits:
 
     def hit(self, request: Request, ident: str, per_minute: int | None) -> None:
         """Count a request; put the X-RateLimit-* headers on the response; 429 when over."""
-        item = RateLimitItemPerMinute(per_minute or self.default)
-        allowed = self.limiter.hit(item, ident)
-        reset, remaining = self.limiter.get_window_stats(item, ident)
-        request.state.extra_headers = {
-            "X-RateLimit-Limit": str(item.amount),
-            "X-RateLimit-Remaining": str(max(0, remaining)),
-            "X-RateLimit-Reset": str(math.ceil(reset)),
-        }
-        if not allowed:
+        window = self.take(ident, per_minute or self.default)
+        request.state.extra_headers = window.headers()
+        if not window.allowed:
             raise RateLimitedError(
-                f"more than {item.amount} requests per minute",
-                retry_after=max(1, math.ceil(reset - time.time())),
+                f"more than {window.limit} requests per minute", retry_after=window.retry_after()
             )
 
 
@@ -134,6 +138,7 @@ class Services:
     reads: sessionmaker[Session]
     upstream_client: httpx.AsyncClient
     usage_writer: GroupWriter
+    directory: Directory
     engine: Engine
     metrics: Metrics
     slots: EngineSlots
@@ -145,7 +150,8 @@ class Services:
     ready: bool = False
 
 
-def services(request: Request) -> Services:
+async def services(request: Request) -> Services:
+    # async: FastAPI runs a plain ``def`` dependency in a worker thread, for every request
     found: Services = request.app.state.services
     return found
 

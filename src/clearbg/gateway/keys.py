@@ -11,6 +11,7 @@ import hmac
 import secrets
 import string
 from datetime import UTC, datetime, timedelta
+from typing import Protocol, TypeVar
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -24,6 +25,7 @@ __all__ = [
     "create_key",
     "hash_key",
     "revoke_key",
+    "verify",
 ]
 
 _ALPHABET = string.ascii_letters + string.digits
@@ -94,12 +96,35 @@ def create_key(
     return key, raw
 
 
+class KeyFacts(Protocol):
+    """What checking a key needs: the stored row (``ApiKey``) or a snapshot of it."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def secret_hash(self) -> str: ...
+    @property
+    def active(self) -> bool: ...
+    @property
+    def expires_at(self) -> datetime | None: ...
+    @property
+    def last_used_at(self) -> datetime | None: ...
+
+
+K = TypeVar("K", bound=KeyFacts)
+
+
 def authenticate(db: Session, raw: str | None) -> ApiKey:
     """The active key for a presented secret, or AuthError (never says which part was wrong)."""
     if not raw:
         raise MissingApiKeyError("send your API key in the X-API-Key header")
     raw = raw.strip()
-    key = db.scalar(select(ApiKey).where(ApiKey.prefix == raw[:PREFIX_LEN]))
+    return verify(db.scalar(select(ApiKey).where(ApiKey.prefix == raw[:PREFIX_LEN])), raw)
+
+
+def verify(key: K | None, raw: str) -> K:
+    """``key`` (found by the prefix of ``raw``) if ``raw`` is its secret and it is active and
+    unexpired, else AuthError; the hash is compared in constant time even without a key."""
     expected = key.secret_hash if key is not None else hash_key("")
     if key is None or not hmac.compare_digest(expected, hash_key(raw)):
         raise AuthError("the API key is not valid")
@@ -126,12 +151,12 @@ def revoke_key(db: Session, prefix: str) -> ApiKey:
 TOUCH_EVERY = timedelta(seconds=60)
 
 
-def needs_touch(key: ApiKey) -> bool:
+def needs_touch(key: KeyFacts) -> bool:
     """Whether ``last used`` is worth a write (at most once a minute per key)."""
     return key.last_used_at is None or utcnow() - _aware(key.last_used_at) >= TOUCH_EVERY
 
 
-def touch(db: Session, key: ApiKey) -> None:
+def touch(db: Session, key: KeyFacts) -> None:
     db.execute(update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=utcnow()))
 
 

@@ -19,12 +19,14 @@ one is 400 ``invalid_option``) and passes them to the upstream. The console's pl
 from __future__ import annotations
 
 import time
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, TypeVar
 
 import anyio
 import anyio.to_thread
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import Response
+from sqlalchemy.orm import Session
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartException
@@ -52,7 +54,8 @@ from clearbg.errors import (
     WrongApplicationKeyError,
 )
 from clearbg.gateway import anonymous, credits, keys
-from clearbg.gateway.applications import GatewayConfig, find_by_app_key
+from clearbg.gateway.applications import GatewayConfig
+from clearbg.gateway.directory import DirectoryBusyError, KeyInfo
 from clearbg.gateway.inputs import parse_text
 from clearbg.gateway.upstream import UpstreamResult, call_http_upstream
 from clearbg.store.models import ApiKey
@@ -83,7 +86,7 @@ async def clearbg(
         raise MissingAppKeyError("send the application key in the X-App-Key header")
     gw = svc.settings.gateway
     try:
-        app = await anyio.to_thread.run_sync(_load_application, svc, x_app_key)
+        app = await _read(svc, svc.directory.application, x_app_key)
     except UnknownApplicationError:
         # guessing application keys is throttled like any other client: per IP, by the setting
         _limit_headers(
@@ -101,7 +104,7 @@ async def clearbg(
 
     key = None
     if x_api_key is not None:
-        key = await anyio.to_thread.run_sync(_authenticate, svc, app, x_api_key)
+        key = await _authenticate(svc, app, x_api_key)
         request.state.api_key_id = key.id
         windows.append(_throttle(svc, f"gw:key:{key.id}", app.key_per_minute, gw.key_per_minute))
         _limit_headers(request, windows)
@@ -136,15 +139,24 @@ async def clearbg(
     return Response(result.data, media_type=result.media_type, headers=headers)
 
 
-def _load_application(svc: Services, app_key: str) -> GatewayConfig:
-    with svc.reads() as db:
-        return GatewayConfig.of(find_by_app_key(db, app_key))
+T = TypeVar("T")
+
+
+async def _read(svc: Services, find: Callable[[str, bool], T], value: str) -> T:
+    """A directory read: on the event loop when SQLite answers at once (microseconds), else
+    through the pool in a worker thread."""
+    if svc.directory.quick:
+        try:
+            return find(value, True)
+        except DirectoryBusyError:
+            pass
+    return await anyio.to_thread.run_sync(find, value, False)
 
 
 def _reserve(
     svc: Services,
     app: GatewayConfig,
-    key: ApiKey | None,
+    key: KeyInfo | None,
     cost: int,
     reference: str,
     ip_hash: str,
@@ -154,7 +166,7 @@ def _reserve(
     if key is not None:
         try:
             with svc.sessions.begin() as db:
-                credits.charge(db, key, cost, reference)
+                credits.charge(db, _stored(db, key), cost, reference)
         except InsufficientCreditsError as exc:
             raise GatewayCreditsError(exc.message) from exc
         return
@@ -171,7 +183,7 @@ def _reserve(
 def _release(
     svc: Services,
     app: GatewayConfig,
-    key: ApiKey | None,
+    key: KeyInfo | None,
     cost: int,
     reference: str,
     ip_hash: str,
@@ -180,9 +192,17 @@ def _release(
     """Give back what ``_reserve`` took: nothing delivered, nothing charged."""
     with svc.sessions.begin() as db:
         if key is not None:
-            credits.refund(db, key, cost, f"refund:{reference}")
+            credits.refund(db, _stored(db, key), cost, f"refund:{reference}")
         else:
             anonymous.give_back(db, app.id, ip_hash, day)
+
+
+def _stored(db: Session, key: KeyInfo) -> ApiKey:
+    """The key's row, read in the transaction that changes its balance."""
+    stored = db.get(ApiKey, key.id)
+    if stored is None:  # keys are revoked, never deleted; a database edited by hand may differ
+        raise AuthError("the API key is not valid")
+    return stored
 
 
 def _throttle(svc: Services, ident: str, own: int | None, default: int) -> Window:
@@ -206,18 +226,21 @@ def _limit_headers(request: Request, windows: list[Window]) -> None:
         )
 
 
-def _authenticate(svc: Services, app: GatewayConfig, raw: str) -> ApiKey:
-    with svc.reads() as db:
-        try:
-            key = keys.authenticate(db, raw)
-        except MissingApiKeyError as exc:  # an empty X-Api-Key header is a wrong key
-            raise AuthError("the X-Api-Key is empty") from exc
+async def _authenticate(svc: Services, app: GatewayConfig, raw: str) -> KeyInfo:
+    try:
+        key = await _read(svc, svc.directory.key, raw)
+    except MissingApiKeyError as exc:  # an empty X-Api-Key header is a wrong key
+        raise AuthError("the X-Api-Key is empty") from exc
     if key.application_id != app.id:
         raise WrongApplicationKeyError("the X-Api-Key belongs to another application")
     if keys.needs_touch(key):
-        with svc.sessions.begin() as db:
-            keys.touch(db, key)
+        await anyio.to_thread.run_sync(_touch, svc, key)
     return key
+
+
+def _touch(svc: Services, key: KeyInfo) -> None:
+    with svc.sessions.begin() as db:
+        keys.touch(db, key)
 
 
 async def _read_image(request: Request, svc: Services) -> tuple[bytes, dict[str, str]]:

@@ -1,0 +1,70 @@
+"""The in-memory moving windows behind the throttles (api/windows.py) count as ``limits``'
+moving-window strategy does, which they replace on ``memory://``; request ids stay random."""
+
+from __future__ import annotations
+
+import re
+import time
+
+from limits import RateLimitItemPerMinute
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
+
+from clearbg.api.middleware import RequestIds
+from clearbg.api.windows import MemoryWindows
+
+
+def test_a_window_allows_its_amount_then_refuses() -> None:
+    windows = MemoryWindows(60)
+    before = time.time()
+    seen = [windows.hit("key:1", 3) for _ in range(5)]
+    assert [allowed for allowed, _, _ in seen] == [True, True, True, False, False]
+    assert [remaining for _, remaining, _ in seen] == [2, 1, 0, 0, 0]
+    # the window resets when its oldest hit leaves it
+    assert all(before + 60 <= reset <= time.time() + 60 for _, _, reset in seen)
+    assert len({reset for _, _, reset in seen}) == 1
+    assert windows.hit("key:2", 3)[0]  # each ident its own window
+    allowed, remaining, _ = windows.hit("key:1", 4)  # and each amount (a changed limit)
+    assert allowed and remaining == 3
+
+
+def test_hits_leave_the_window_as_it_moves() -> None:
+    windows = MemoryWindows(0.3)
+    assert windows.hit("ip", 2)[0]
+    time.sleep(0.2)
+    assert windows.hit("ip", 2)[0]
+    assert not windows.hit("ip", 2)[0]
+    time.sleep(0.15)  # the first hit has left, the second not yet
+    allowed, remaining, _ = windows.hit("ip", 2)
+    assert allowed and remaining == 0
+    assert not windows.hit("ip", 2)[0]
+
+
+def test_idle_keys_are_swept() -> None:
+    windows = MemoryWindows(0.1)
+    for n in range(50):
+        windows.hit(f"guess:{n}", 1)
+    time.sleep(0.25)
+    windows.hit("fresh", 1)
+    assert list(windows._hits) == ["fresh/1"]
+
+
+def test_the_same_answers_as_limits_moving_window() -> None:
+    ours = MemoryWindows(60)
+    theirs = MovingWindowRateLimiter(MemoryStorage())
+    for amount in (1, 2, 5):
+        item = RateLimitItemPerMinute(amount)
+        for _ in range(amount + 3):
+            allowed, remaining, reset = ours.hit("k", amount)
+            assert allowed == theirs.hit(item, "k")
+            their_reset, their_remaining = theirs.get_window_stats(item, "k")
+            assert remaining == their_remaining
+            assert abs(reset - their_reset) < 0.05
+
+
+def test_request_ids_are_random_hex_and_unique() -> None:
+    ids = RequestIds()
+    made = [ids.new() for _ in range(1000)]  # several batches of os.urandom
+    assert len(set(made)) == 1000
+    assert all(re.fullmatch(r"[0-9a-f]{32}", i) for i in made)
+    assert RequestIds().new() not in made
