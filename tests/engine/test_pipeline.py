@@ -458,3 +458,25 @@ def test_unknown_model_and_bad_options(engine: Engine, car_png: bytes) -> None:
         engine.remove(car_png, RemoveOptions(model="nope"))
     with pytest.raises(InvalidOptionError):
         engine.remove(car_png, RemoveOptions.parse(bg_color="not-a-colour"))
+
+
+# -- test-time flip ------------------------------------------------------------------------------
+
+
+def test_flip_averages_the_mask_of_the_mirrored_photo(
+    engine: Engine, car: Image.Image, car_png: bytes, car_mask: MaskResult
+) -> None:
+    flipped = engine.mask(car_png, flip=True)
+    mirror = engine.mask(save(ImageOps.mirror(car), "PNG"))
+    expected = (car_mask.mask + mirror.mask[:, ::-1]) / 2
+    assert np.abs(flipped.mask - expected).max() < 1e-5
+    assert flipped.session_seconds > car_mask.session_seconds / 4
+    cut = engine.remove(car_png, RemoveOptions(flip=True))
+    alpha = opened(cut)[1][..., 3]
+    plain = opened(engine.finish(car_mask))[1][..., 3]
+    assert iou(alpha >= 128, plain >= 128) > 0.9
+
+
+def test_flip_is_an_option_a_command_line_can_give() -> None:
+    assert RemoveOptions.parse(flip=True).flip
+    assert not RemoveOptions().flip

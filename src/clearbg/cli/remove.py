@@ -182,7 +182,13 @@ def _write(dest: str, data: bytes) -> None:
     "--refine/--no-refine",
     default=True,
     show_default=True,
-    help="Refine the mask's edges at full resolution.",
+    help="Matte the mask's unsure band against the photo.",
+)
+@click.option(
+    "--flip/--no-flip",
+    default=False,
+    show_default=True,
+    help="Also run the model on the mirrored photo and average (twice the inference).",
 )
 @click.option(
     "--foreground/--no-foreground",
@@ -202,6 +208,7 @@ def remove(
     crop: bool,
     crop_margin: str | None,
     refine: bool,
+    flip: bool,
     foreground: bool,
     quiet: bool,
 ) -> None:
@@ -220,6 +227,7 @@ def remove(
             crop_margin=crop_margin,
             refine=refine,
             foreground=foreground,
+            flip=flip,
         )
     except ClearbgError as exc:
         fail(exc)

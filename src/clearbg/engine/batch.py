@@ -66,7 +66,9 @@ def remove_many(
             key, fut = decoding.popleft()
             feed()
             try:
-                writing.append((key, writer.submit(finish, engine.predict(fut.result()))))
+                writing.append(
+                    (key, writer.submit(finish, engine.predict(fut.result(), options.flip)))
+                )
             except ClearbgError as exc:
                 writing.append((key, exc))
             while len(writing) > lookahead or (writing and _ready(writing[0][1])):

@@ -19,7 +19,7 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
-from clearbg.engine import refine
+from clearbg.engine import matting, refine
 from clearbg.engine.imageio import MEDIA_TYPES, Pixels, encode
 from clearbg.engine.options import RemoveOptions, fit_size
 from clearbg.engine.png import encode_png_rows
@@ -237,7 +237,7 @@ def _refined(
     )
     soft = work.astype(np.float32) * np.float32(1 / 255)
     if opts.refine:
-        soft = np.clip(refine.refine_alpha(work_rgb, soft), 0.0, 1.0)
+        soft = np.clip(matting.matte_alpha(work_rgb, soft), 0.0, 1.0)
     colour = refine.estimate_foreground(work_rgb, soft) if foreground else work_rgb
     if scale == 1.0:
         new_alpha = (soft * 255 + 0.5).astype(np.uint8) if opts.refine else alpha

@@ -97,7 +97,8 @@ class RemoveOptions:
     channels: Channels = "rgba"
     crop: bool = False
     crop_margin: Margin = field(default_factory=Margin)
-    refine: bool = True  # refine the mask's edges at full resolution (soft hair and fur)
+    refine: bool = True  # matte the band where the mask is unsure against the photo (hair, fur)
+    flip: bool = False  # also run the model on the mirrored photo and average (2x inference)
     foreground: bool = True  # estimate the foreground colour in the soft band
     quality: int = 90  # JPEG and WebP
 
@@ -124,6 +125,7 @@ class RemoveOptions:
         crop_margin: str | None = None,
         refine: bool = True,
         foreground: bool = True,
+        flip: bool = False,
     ) -> RemoveOptions:
         """Options from the strings a form, a query or a command line carries."""
         fmt = _FORMAT_ALIASES.get((format or "png").strip().lower())
@@ -147,6 +149,7 @@ class RemoveOptions:
             crop_margin=parse_margin(crop_margin) if crop_margin else Margin(),
             refine=refine,
             foreground=foreground,
+            flip=flip,
         )
 
 

@@ -96,6 +96,19 @@ def _model_input(
     return np.asarray(image.resize(size, _RESAMPLE[resample]))
 
 
+def _infer(
+    session: ModelSession, rgb: NDArray[np.uint8], flip: bool
+) -> tuple[NDArray[np.float32], float]:
+    """The model's mask; with ``flip`` the mean of it and of the mirrored photo's mask mirrored
+    back (test-time augmentation: twice the inference time)."""
+    mask, seconds = session.predict(rgb)
+    if not flip:
+        return mask, seconds
+    mirrored, more = session.predict(np.ascontiguousarray(rgb[:, ::-1]))
+    both = (mask + mirrored[:, ::-1]) * np.float32(0.5)
+    return both.astype(np.float32), seconds + more
+
+
 class Engine:
     """Turns photos into cut-outs. Thread-safe; sessions are loaded once and cached.
 
@@ -140,9 +153,9 @@ class Engine:
         rgb = _model_input(pixels, fam.input_size, fam.resample, self._pool)
         return Decoded(pixels, rgb, name, time.perf_counter() - t0)
 
-    def predict(self, decoded: Decoded) -> MaskResult:
-        """Stage 2: run the model."""
-        mask, run_s = self.session(decoded.model).predict(decoded.model_input)
+    def predict(self, decoded: Decoded, flip: bool = False) -> MaskResult:
+        """Stage 2: run the model (twice, the second time on the mirrored photo, if ``flip``)."""
+        mask, run_s = _infer(self.session(decoded.model), decoded.model_input, flip)
         return MaskResult(decoded.pixels, mask, decoded.model, run_s, decoded.seconds)
 
     def finish(self, result: MaskResult, options: RemoveOptions | None = None) -> Cutout:
@@ -163,8 +176,11 @@ class Engine:
             data, media_type, lay.width, lay.height, lay.foreground(), result.model, timings
         )
 
-    def mask(self, image: bytes | Probe, model: str | None = None) -> MaskResult:
-        """Decode and run the model, overlapping the two for a large JPEG."""
+    def mask(
+        self, image: bytes | Probe, model: str | None = None, flip: bool = False
+    ) -> MaskResult:
+        """Decode and run the model, overlapping the two for a large JPEG. With ``flip`` the
+        mask is the mean of the photo's and its mirror image's."""
         t0 = time.perf_counter()
         name = model or self.settings.default_model
         p = self._probed(image)
@@ -172,10 +188,10 @@ class Engine:
         fam = session.family
         small = decode_small(p, fam.input_size)
         if small is None:
-            return self.predict(self.decode(p, name))
+            return self.predict(self.decode(p, name), flip)
         # inference on the reduced decode overlaps the full decode on another thread
         full = self._pool.submit(decode, p)
-        mask, run_s = session.predict(_model_input(small, fam.input_size, fam.resample))
+        mask, run_s = _infer(session, _model_input(small, fam.input_size, fam.resample), flip)
         pixels = full.result()
         return MaskResult(pixels, mask, name, run_s, time.perf_counter() - t0 - run_s)
 
@@ -183,6 +199,6 @@ class Engine:
         """Cut the subject out of ``image`` (encoded bytes, or their probe) as ``options`` ask."""
         t0 = time.perf_counter()
         opts = options or RemoveOptions()
-        cutout = self.finish(self.mask(image, opts.model), opts)
+        cutout = self.finish(self.mask(image, opts.model, opts.flip), opts)
         cutout.timings["total"] = time.perf_counter() - t0
         return cutout

@@ -1,0 +1,89 @@
+"""Trimap, the matrix-free matting Laplacian and matte_alpha on tiny arrays."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from numpy.typing import NDArray
+
+from clearbg.engine.matting import MattingLaplacian, matte_alpha, solve_matte, trimap
+
+
+def _two_colours(h: int = 60, w: int = 60, edge: int = 30) -> NDArray[np.uint8]:
+    """Red on the left of column ``edge``, blue on the right, a little noise on both."""
+    rgb = np.zeros((h, w, 3), np.uint8)
+    rgb[:, :edge] = (220, 30, 30)
+    rgb[:, edge:] = (30, 30, 220)
+    noise = np.random.default_rng(0).integers(-6, 7, rgb.shape)
+    return np.clip(rgb.astype(np.int16) + noise, 0, 255).astype(np.uint8)
+
+
+def _ramp(
+    h: int = 60, w: int = 60, centre: float = 30.0, width: float = 10.0
+) -> NDArray[np.float32]:
+    x = np.arange(w, dtype=np.float32) + 0.5
+    return np.tile(np.clip((centre - x) / width + 0.5, 0, 1).astype(np.float32), (h, 1))
+
+
+def test_the_laplacian_is_symmetric_and_positive_semidefinite() -> None:
+    rng = np.random.default_rng(1)
+    lap = MattingLaplacian(rng.random((12, 14, 3)).astype(np.float32), radius=1)
+    x, y = rng.random((12, 14)), rng.random((12, 14))
+    assert float((x * lap(y)).sum()) == pytest.approx(float((y * lap(x)).sum()), rel=1e-6)
+    assert float((x * lap(x)).sum()) >= -1e-9
+    # a constant alpha, and one affine in the colour, fit every window: no cost
+    assert np.abs(lap(np.full((12, 14), 0.7))).max() < 1e-6
+
+
+def test_trimap_leaves_an_unknown_band_between_sure_regions() -> None:
+    fg, bg = trimap(_ramp(), 3)
+    unknown = ~(fg | bg)
+    assert fg[:, :15].all() and bg[:, 45:].all()
+    assert unknown[:, 25:35].all() and not (fg & bg).any()
+
+
+def test_the_solve_puts_a_blurred_edge_where_the_colour_changes() -> None:
+    rgb = _two_colours()
+    coarse = _ramp()
+    fg, bg = trimap(coarse, 3)
+    unknown = ~(fg | bg)
+    lap = MattingLaplacian(rgb.astype(np.float32) / 255)
+    zero = np.zeros(coarse.shape)
+    alpha = solve_matte(lap, fg.astype(np.float64), unknown, coarse.astype(np.float64), zero, 200)
+    assert alpha[:, 22:29].min() > 0.9  # red: the subject, though the mask said 0.6..0.9
+    assert alpha[:, 31:38].max() < 0.1  # blue: background, though the mask said 0.1..0.4
+    assert np.array_equal(alpha[fg], np.ones(int(fg.sum())))
+
+
+def test_matte_alpha_sharpens_the_edge_and_keeps_sure_regions() -> None:
+    rgb = _two_colours()
+    coarse = _ramp()
+    out = matte_alpha(rgb, coarse)
+    assert out.dtype == np.float32 and out.shape == coarse.shape
+    assert out.min() >= 0 and out.max() <= 1
+    assert (
+        np.abs(out - (np.arange(60) < 30)[None, :]).mean()
+        < np.abs(coarse - (np.arange(60) < 30)[None, :]).mean() / 4
+    )
+    assert (out[:, :10] == 1).all() and (out[:, 50:] == 0).all()
+
+
+def test_matte_alpha_on_a_reduced_grid_is_brought_back_to_full_size() -> None:
+    rgb = np.repeat(np.repeat(_two_colours(), 4, axis=0), 4, axis=1)
+    coarse = np.repeat(np.repeat(_ramp(), 4, axis=0), 4, axis=1)
+    out = matte_alpha(rgb, coarse, work_pixels=60 * 60)
+    assert out.shape == (240, 240)
+    truth = (np.arange(240) < 120)[None, :].astype(np.float32)
+    assert np.abs(out - truth).mean() < np.abs(coarse - truth).mean() / 2
+
+
+def test_away_from_the_edge_a_binary_mask_is_kept() -> None:
+    coarse = np.zeros((40, 40), np.float32)
+    coarse[:, :20] = 1
+    out = matte_alpha(_two_colours(40, 40, 20), coarse)
+    assert (out[:, :14] == 1).all() and (out[:, 26:] == 0).all()
+
+
+def test_mismatched_sizes_fail() -> None:
+    with pytest.raises(ValueError, match="differ in size"):
+        matte_alpha(np.zeros((10, 10, 3), np.uint8), np.zeros((10, 11), np.float32))
