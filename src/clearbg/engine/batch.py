@@ -1,12 +1,12 @@
-"""Many photos as a pipeline: decode ahead, infer, and compose/encode behind, on three threads.
-
-The model keeps both cores busy most of the time; decoding the next photo and encoding the
-previous one fill the gaps, so a folder or a bulk job goes faster than one photo after another.
-At most ``lookahead`` photos wait on each side, which bounds memory.
+"""Many photos at once: side by side (a photo per core, one model thread each), or on one
+core as a pipeline (decode ahead, infer, and compose/encode behind, on three threads), so a
+folder or a bulk job goes faster than one photo after another. At most ``lookahead`` photos
+wait beyond those being worked on, which bounds memory.
 """
 
 from __future__ import annotations
 
+import os
 from collections import deque
 from collections.abc import Callable, Generator, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -28,12 +28,24 @@ def remove_many(
     items: Iterable[tuple[K, Callable[[], bytes]]],
     options: RemoveOptions,
     lookahead: int = 2,
+    side_by_side: int | None = None,
 ) -> Generator[tuple[K, Cutout | ClearbgError], None, None]:
     """Yield ``(key, cutout or error)`` in the order of ``items``; ``read()`` gives the bytes.
 
     A ``ClearbgError`` from reading, decoding or encoding one photo is yielded for that photo
     and the others go on. Closing the iterator early stops the threads.
+
+    ``side_by_side=N`` (N >= 2; by default one per core, at most 4) runs N photos at once,
+    each all the way through on its own thread with a one-thread model session: no stage waits
+    for another, and a thread per photo uses a core better than two threads on one photo
+    (13 photos on 2 cores, refinement on: 1.27x the images/s of one after another, against
+    1.06x for the staged pipeline; refinement off: 1.06x against 1.00x). With one core, or
+    ``side_by_side`` 0 or 1, the photos go through the staged pipeline.
     """
+    workers = min(os.cpu_count() or 1, 4) if side_by_side is None else side_by_side
+    if workers >= 2:
+        yield from _side_by_side(engine, items, options, workers, lookahead)
+        return
     source = iter(items)
     reader = ThreadPoolExecutor(1, "clearbg-read")
     writer = ThreadPoolExecutor(1, "clearbg-write")
@@ -80,6 +92,39 @@ def remove_many(
             f.cancel()
         reader.shutdown(wait=True, cancel_futures=True)
         writer.shutdown(wait=True, cancel_futures=True)
+
+
+def _side_by_side(
+    engine: Engine,
+    items: Iterable[tuple[K, Callable[[], bytes]]],
+    options: RemoveOptions,
+    workers: int,
+    lookahead: int,
+) -> Generator[tuple[K, Cutout | ClearbgError], None, None]:
+    def one(read: Callable[[], bytes]) -> Cutout:
+        return engine.remove(read(), options, threads=1)
+
+    source = iter(items)
+    pool = ThreadPoolExecutor(workers, "clearbg-photo")
+    running: deque[tuple[K, Future[Cutout]]] = deque()
+    try:
+        for key, read in source:
+            running.append((key, pool.submit(one, read)))
+            while len(running) >= workers + lookahead or (running and running[0][1].done()):
+                yield _settled(*running.popleft())
+        while running:
+            yield _settled(*running.popleft())
+    finally:
+        for _, f in running:
+            f.cancel()
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _settled(key: K, pending: Future[Cutout]) -> tuple[K, Cutout | ClearbgError]:
+    try:
+        return key, pending.result()
+    except ClearbgError as exc:
+        return key, exc
 
 
 def _ready(pending: Future[Cutout] | ClearbgError) -> bool:

@@ -124,15 +124,20 @@ class Engine:
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="clearbg-engine")
 
     # -- models -------------------------------------------------------------------------------
-    def session(self, name: str | None = None) -> ModelSession:
-        """The loaded session of a model (the default one if no name), loading it if needed."""
+    def session(self, name: str | None = None, threads: int | None = None) -> ModelSession:
+        """The loaded session of a model (the default one if no name), loading it if needed.
+
+        ``threads`` asks for a session with that many intra-op threads instead of the setting's
+        (a batch runs photos side by side, one thread each); it is cached as its own entry.
+        """
         model = name or self.settings.default_model
         spec = self.store.spec(model)
+        count = self.settings.threads if threads is None else threads
 
         def load() -> ModelSession:
-            return ModelSession.load(spec, self.store.ensure(model), self.settings.threads)
+            return ModelSession.load(spec, self.store.ensure(model), count)
 
-        return self._sessions.get(model, load)
+        return self._sessions.get(model if threads is None else f"{model}@{threads}", load)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
@@ -153,9 +158,11 @@ class Engine:
         rgb = _model_input(pixels, fam.input_size, fam.resample, self._pool)
         return Decoded(pixels, rgb, name, time.perf_counter() - t0)
 
-    def predict(self, decoded: Decoded, flip: bool = False) -> MaskResult:
+    def predict(
+        self, decoded: Decoded, flip: bool = False, threads: int | None = None
+    ) -> MaskResult:
         """Stage 2: run the model (twice, the second time on the mirrored photo, if ``flip``)."""
-        mask, run_s = _infer(self.session(decoded.model), decoded.model_input, flip)
+        mask, run_s = _infer(self.session(decoded.model, threads), decoded.model_input, flip)
         return MaskResult(decoded.pixels, mask, decoded.model, run_s, decoded.seconds)
 
     def finish(self, result: MaskResult, options: RemoveOptions | None = None) -> Cutout:
@@ -177,28 +184,38 @@ class Engine:
         )
 
     def mask(
-        self, image: bytes | Probe, model: str | None = None, flip: bool = False
+        self,
+        image: bytes | Probe,
+        model: str | None = None,
+        flip: bool = False,
+        threads: int | None = None,
     ) -> MaskResult:
         """Decode and run the model, overlapping the two for a large JPEG. With ``flip`` the
         mask is the mean of the photo's and its mirror image's."""
         t0 = time.perf_counter()
         name = model or self.settings.default_model
         p = self._probed(image)
-        session = self.session(name)
+        session = self.session(name, threads)
         fam = session.family
         small = decode_small(p, fam.input_size)
         if small is None:
-            return self.predict(self.decode(p, name), flip)
+            return self.predict(self.decode(p, name), flip, threads)
         # inference on the reduced decode overlaps the full decode on another thread
         full = self._pool.submit(decode, p)
         mask, run_s = _infer(session, _model_input(small, fam.input_size, fam.resample), flip)
         pixels = full.result()
         return MaskResult(pixels, mask, name, run_s, time.perf_counter() - t0 - run_s)
 
-    def remove(self, image: bytes | Probe, options: RemoveOptions | None = None) -> Cutout:
-        """Cut the subject out of ``image`` (encoded bytes, or their probe) as ``options`` ask."""
+    def remove(
+        self,
+        image: bytes | Probe,
+        options: RemoveOptions | None = None,
+        threads: int | None = None,
+    ) -> Cutout:
+        """Cut the subject out of ``image`` (encoded bytes, or their probe) as ``options`` ask.
+        ``threads``: the model's intra-op threads, when the caller runs photos side by side."""
         t0 = time.perf_counter()
         opts = options or RemoveOptions()
-        cutout = self.finish(self.mask(image, opts.model, opts.flip), opts)
+        cutout = self.finish(self.mask(image, opts.model, opts.flip, threads), opts)
         cutout.timings["total"] = time.perf_counter() - t0
         return cutout
