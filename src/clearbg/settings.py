@@ -60,6 +60,12 @@ class JobsSettings(BaseModel):
         default="", description="HMAC key for callbacks; empty: per data dir"
     )
     callback_attempts: int = Field(default=5, ge=1)
+    side_by_side: int = Field(
+        default=0,
+        ge=0,
+        description="photos of a job processed at once, one model thread each (a second "
+        "session of the model, about 0.5 GB for u2net); 0: one per core up to 4; 1: one at a time",
+    )
 
 
 class LimitSettings(BaseModel):

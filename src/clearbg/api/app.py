@@ -48,6 +48,7 @@ def build_services(settings: Settings, engine: Engine | None = None) -> Services
         cost_full_cents=credits.cents(settings.credits.full),
         cost_preview_cents=credits.cents(settings.credits.preview),
         ttl=ttl(settings),
+        side_by_side=settings.jobs.side_by_side or None,
     )
     return Services(
         settings=settings,

@@ -116,6 +116,14 @@ def _names(sources: list[str], fmt: str) -> list[str]:
     return names
 
 
+def _size(source: str) -> int:
+    """The file's size in bytes; 0 for stdin or a file that cannot be read (yet)."""
+    try:
+        return 0 if source == "-" else Path(source).stat().st_size
+    except OSError:
+        return 0
+
+
 def _read(source: str) -> bytes:
     if source == STDIO:
         return sys.stdin.buffer.read()
@@ -290,7 +298,10 @@ def _run_many(
         disable=quiet,
         transient=False,
     )
-    items = [(job, functools.partial(_read, job.source)) for job in jobs]
+    # the largest files first: photos run side by side, and a big one left for last would run
+    # alone while the other cores wait
+    ordered = sorted(jobs, key=lambda job: -_size(job.source))
+    items = [(job, functools.partial(_read, job.source)) for job in ordered]
     with progress:
         task = progress.add_task("removing backgrounds", total=len(jobs))
         for job, outcome in remove_many(engine, items, opts):

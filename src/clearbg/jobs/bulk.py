@@ -44,6 +44,7 @@ class JobContext:
     cost_full_cents: int
     cost_preview_cents: int
     ttl: timedelta
+    side_by_side: int | None = None  # photos at once (None: one per core, at most 4)
 
     def folder(self, job_id: str) -> Path:
         return self.results_dir / "jobs" / job_id
@@ -129,8 +130,12 @@ def process_job(ctx: JobContext, job_id: str) -> bool:
         ).all()
         opts = options_from_dict(job.options)
         key_id = job.api_key_id
+    # the largest uploads first: photos run side by side, and a big one left for last would
+    # run alone while the other cores wait
+    inputs = ctx.folder(job_id) / "in"
+    todo = sorted(todo, key=lambda n: -_size(inputs / str(n)))
     items = [(n, _reader(ctx, job_id, n)) for n in todo]
-    results = remove_many(ctx.engine, items, opts)
+    results = remove_many(ctx.engine, items, opts, side_by_side=ctx.side_by_side)
     try:
         for n, outcome in results:
             if isinstance(outcome, ClearbgError):
@@ -140,6 +145,13 @@ def process_job(ctx: JobContext, job_id: str) -> bool:
     finally:
         results.close()
     return _settle(ctx, job_id)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0  # read() will say what is wrong with it
 
 
 def _reader(ctx: JobContext, job_id: str, n: int) -> Callable[[], bytes]:
