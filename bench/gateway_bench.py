@@ -90,7 +90,7 @@ def bench_http(model: str, base: Path, photos: list[Path], repeats: int) -> None
             "--upstream-key",
             upstream.key,
         )
-        added = []
+        added, in_call = [], []
         with httpx.Client(timeout=300) as c:
             for p in photos:
                 data = p.read_bytes()
@@ -98,21 +98,30 @@ def bench_http(model: str, base: Path, photos: list[Path], repeats: int) -> None
                     direct = _timed(
                         c, upstream.url + "/v1/removebg", data, {"X-API-Key": upstream.key}
                     )
-                    via = _timed(
-                        c,
+                    t0 = time.perf_counter()
+                    resp = c.post(
                         gateway.url + "/api/v1/clearbg",
-                        data,
-                        {"X-App-Key": app_key, "X-Api-Key": gateway.key},
+                        files={"image": ("photo.jpg", data)},
+                        headers={"X-App-Key": app_key, "X-Api-Key": gateway.key},
                     )
+                    via = time.perf_counter() - t0
+                    assert resp.status_code == 200, resp.text[:200]
                     added.append(via - direct)
+                    # the gateway's own account of the upstream call (Server-Timing) in the
+                    # same request: what it adds, without two separate photos' noise
+                    timing = re.search(r"upstream;dur=([\d.]+)", resp.headers["server-timing"])
+                    assert timing, resp.headers
+                    in_call.append(via - float(timing.group(1)) / 1000)
     finally:
         gateway.stop()
         upstream.stop()
-    ms = statistics.median(added) * 1000
-    verdict = "PASS" if ms <= 15 else "FAIL"
+    ms, same = statistics.median(added) * 1000, statistics.median(in_call) * 1000
+    verdict = "PASS" if same <= 15 else "FAIL"
     print(
-        f"gateway, http upstream: median {ms:.1f} ms added per request over calling the "
-        f"upstream directly (target <= 15 ms) {verdict}"
+        f"gateway, http upstream: {same:.1f} ms added per request (median; the request's time "
+        f"at the client minus the upstream call the gateway timed inside it) (target <= 15 ms) "
+        f"{verdict}; paired with a separate direct call: median {ms:.1f} ms (one call's noise "
+        f"at ~0.9 s is tens of ms)"
     )
 
 

@@ -53,6 +53,7 @@ def test_a_file_with_a_key_comes_back_and_is_charged_once(gateway: Gateway, app_
     resp = gateway.post(app_key, key, file=PNG)
     assert_cutout(resp)
     assert resp.headers["x-credits-charged"] == "1"
+    assert resp.headers["server-timing"].startswith("upstream;dur=")
     assert gateway.server.balance(key) == 2
     with gateway.server.db() as db:
         rows = db.scalars(select(LedgerEntry).where(LedgerEntry.reason == "charge")).all()

@@ -135,7 +135,11 @@ async def clearbg(
         raise
     request.state.credits_cents = cost
     request.state.upstream_ms = result.upstream_ms
-    headers = {"X-Credits-Charged": f"{credits.credits(cost):g}"}
+    headers = {
+        "X-Credits-Charged": f"{credits.credits(cost):g}",
+        # the time of the upstream call (engine or HTTP), so a client can see what the gateway adds
+        "Server-Timing": f"upstream;dur={result.upstream_ms:.1f}",
+    }
     return Response(result.data, media_type=result.media_type, headers=headers)
 
 
