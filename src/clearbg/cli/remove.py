@@ -222,6 +222,7 @@ def remove(
 ) -> None:
     """Remove the background of photos (files, folders, globs, or - for stdin)."""
     from clearbg.engine import Engine, RemoveOptions
+    from clearbg.engine.batch import side_by_side_workers
     from clearbg.settings import Settings
 
     try:
@@ -243,8 +244,10 @@ def remove(
     if not jobs:
         raise click.UsageError("no images found in the inputs")
     engine = Engine(Settings().engine)
+    # many photos run side by side on a one-thread session: load only the session that runs
+    threads = 1 if len(jobs) > 1 and side_by_side_workers() >= 2 else None
     try:
-        engine.session(opts.model)  # load (and verify) the model once, before any photo
+        engine.session(opts.model, threads)  # load (and verify) the model once, before any photo
     except ClearbgError as exc:
         fail(exc)
     try:

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from clearbg.engine.options import RemoveOptions
     from clearbg.engine.pipeline import Cutout, Decoded, Engine, MaskResult
 
-__all__ = ["remove_many"]
+__all__ = ["remove_many", "side_by_side_workers"]
 
 K = TypeVar("K")
 
@@ -42,7 +42,7 @@ def remove_many(
     1.06x for the staged pipeline; refinement off: 1.06x against 1.00x). With one core, or
     ``side_by_side`` 0 or 1, the photos go through the staged pipeline.
     """
-    workers = min(os.cpu_count() or 1, 4) if side_by_side is None else side_by_side
+    workers = side_by_side_workers(side_by_side)
     if workers >= 2:
         yield from _side_by_side(engine, items, options, workers, lookahead)
         return
@@ -92,6 +92,11 @@ def remove_many(
             f.cancel()
         reader.shutdown(wait=True, cancel_futures=True)
         writer.shutdown(wait=True, cancel_futures=True)
+
+
+def side_by_side_workers(side_by_side: int | None = None) -> int:
+    """How many photos ``remove_many`` runs at once (below 2: the staged pipeline instead)."""
+    return min(os.cpu_count() or 1, 4) if side_by_side is None else side_by_side
 
 
 def _side_by_side(
