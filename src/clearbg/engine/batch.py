@@ -64,12 +64,7 @@ def remove_many(
         return engine.finish(result, options)
 
     def settle(key: K, pending: Future[Cutout] | ClearbgError) -> tuple[K, Cutout | ClearbgError]:
-        if isinstance(pending, ClearbgError):
-            return key, pending
-        try:
-            return key, pending.result()
-        except ClearbgError as exc:
-            return key, exc
+        return (key, pending) if isinstance(pending, ClearbgError) else _settled(key, pending)
 
     try:
         for _ in range(lookahead):
