@@ -84,6 +84,11 @@ def test_admin_creates_app_and_key_runs_playground_sees_usage_and_revokes(
     _tab(page, "Usage")
     by_key = page.get_by_role("table", name=re.compile("by key"))
     row = by_key.get_by_role("row").filter(has_text=secret[:12])
+    for _ in range(50):  # usage is committed just after each answer: reload until it shows
+        if row.count():
+            break
+        page.wait_for_timeout(100)
+        page.reload()
     expect(row).to_contain_text("200: 1")
     expect(row.get_by_role("cell").nth(3)).to_have_text("1")  # credits
     expect(page.locator("svg.chart")).to_have_count(2)
