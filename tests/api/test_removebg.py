@@ -56,6 +56,9 @@ def test_a_photo_comes_back_as_a_transparent_png_with_its_headers(server: Server
             assert time.monotonic() < deadline, "the usage record never came"
             time.sleep(0.02)
         assert images == 1
+        time.sleep(0.1)  # the GETs above are requests, not images
+        account = c.get("/v1/account").json()
+        assert account["images"] == 1 and account["requests"] > 1
 
 
 @pytest.mark.parametrize(

@@ -5,12 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 
 from fastapi import APIRouter
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 
 from clearbg.api.deps import CallerDep, ServicesDep
 from clearbg.gateway.credits import credits
-from clearbg.store.models import UsageRecord
+from clearbg.store.models import BulkImage, BulkJob, UsageRecord
+
+# the endpoints whose 200 is an image (a GET of /v1/account or of a job is not one)
+IMAGE_ENDPOINTS = ("/v1/removebg", "/api/v1/clearbg")
 
 router = APIRouter(tags=["account"])
 
@@ -22,7 +25,7 @@ class AccountPublic(BaseModel):
     unlimited: bool
     credits: float
     expires_at: datetime | None
-    images: int
+    images: int = Field(description="images delivered: single calls and bulk jobs")
     requests: int
     credits_spent: float
 
@@ -33,10 +36,18 @@ def account(svc: ServicesDep, who: CallerDep) -> AccountPublic:
         row = db.execute(
             select(
                 func.count(UsageRecord.id),
-                func.count(UsageRecord.id).filter(UsageRecord.status == 200),
+                func.count(UsageRecord.id).filter(
+                    UsageRecord.status == 200, UsageRecord.endpoint.in_(IMAGE_ENDPOINTS)
+                ),
                 func.coalesce(func.sum(UsageRecord.credits_cents), 0),
             ).where(UsageRecord.api_key_id == who.key.id)
         ).one()
+        bulk_images = db.scalar(
+            select(func.count())
+            .select_from(BulkImage)
+            .join(BulkJob, BulkJob.id == BulkImage.job_id)
+            .where(BulkJob.api_key_id == who.key.id, BulkImage.status == "done")
+        )
         balance = who.key.balance_cents
     return AccountPublic(
         key_prefix=who.key.prefix,
@@ -46,6 +57,6 @@ def account(svc: ServicesDep, who: CallerDep) -> AccountPublic:
         credits=credits(balance),
         expires_at=who.key.expires_at,
         requests=int(row[0]),
-        images=int(row[1]),
+        images=int(row[1]) + int(bulk_images or 0),
         credits_spent=credits(int(row[2])),
     )
