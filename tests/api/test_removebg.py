@@ -68,6 +68,7 @@ def test_a_photo_comes_back_as_a_transparent_png_with_its_headers(server: Server
         ({"format": "webp", "bg_color": "#00ff00"}, "image/webp", "RGB", (480, 360)),
         ({"size": "preview", "channels": "alpha"}, "image/png", "L", (480, 360)),
         ({"crop": "true", "crop_margin": "10px", "model": "u2netp"}, "image/png", "RGBA", None),
+        ({"flip": "true"}, "image/png", "RGBA", (480, 360)),
     ],
 )
 def test_options_change_the_result(
@@ -115,6 +116,7 @@ def test_missing_invalid_revoked_and_expired_keys_are_401(server: Server) -> Non
         (CAR, {"format": "gif"}, 400, "invalid_option"),
         (CAR, {"size": "8k"}, 400, "invalid_option"),
         (CAR, {"bg_color": "not-a-colour"}, 400, "invalid_option"),
+        (CAR, {"flip": "maybe"}, 400, "invalid_option"),
         (CAR, {"model": "nope"}, 400, "unknown_model"),
     ],
 )

@@ -125,7 +125,7 @@ class RemoveOptions:
         crop_margin: str | None = None,
         refine: bool = True,
         foreground: bool = True,
-        flip: bool = False,
+        flip: bool | str | None = False,
     ) -> RemoveOptions:
         """Options from the strings a form, a query or a command line carries."""
         fmt = _FORMAT_ALIASES.get((format or "png").strip().lower())
@@ -149,7 +149,7 @@ class RemoveOptions:
             crop_margin=parse_margin(crop_margin) if crop_margin else Margin(),
             refine=refine,
             foreground=foreground,
-            flip=flip,
+            flip=_parse_bool("flip", flip),
         )
 
 

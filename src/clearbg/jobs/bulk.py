@@ -62,6 +62,7 @@ def options_to_dict(opts: RemoveOptions) -> dict[str, str | bool | None]:
         "channels": opts.channels,
         "crop": opts.crop,
         "crop_margin": f"{opts.crop_margin.value:g}{opts.crop_margin.unit}",
+        "flip": opts.flip,
     }
 
 
@@ -74,6 +75,7 @@ def options_from_dict(d: dict[str, str | bool | None]) -> RemoveOptions:
         channels=_s(d.get("channels")),
         crop=bool(d.get("crop")),
         crop_margin=_s(d.get("crop_margin")),
+        flip=bool(d.get("flip")),
     )
 
 

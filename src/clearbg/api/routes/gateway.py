@@ -63,7 +63,7 @@ from clearbg.store.models import ApiKey
 router = APIRouter(tags=["Monitor gateway"])
 
 # optional fields beside ``image``: the output options of /v1/removebg, passed to the upstream
-OUTPUT_FIELDS = ("size", "format", "bg_color", "channels", "crop", "crop_margin")
+OUTPUT_FIELDS = ("size", "format", "bg_color", "channels", "crop", "crop_margin", "flip")
 
 _RESPONSES: dict[int | str, dict[str, object]] = {
     200: {"content": {"image/png": {}}, "description": "The upstream's image, as it came"}
@@ -120,6 +120,7 @@ async def clearbg(
         channels=fields.get("channels"),
         crop=fields.get("crop"),
         crop_margin=fields.get("crop_margin"),
+        flip=fields.get("flip"),
     )
     probe = svc.engine.probe(data)  # before anything is counted
 

@@ -32,6 +32,9 @@ def form_options(
     crop: Annotated[str | None, Form()] = None,
     crop_margin: Annotated[str | None, Form()] = None,
     model: Annotated[str | None, Form()] = None,
+    flip: Annotated[
+        str | None, Form(description="true: also run the model on the mirrored photo (2x time)")
+    ] = None,
 ) -> RemoveOptions:
     """The engine's options from the form fields of /v1/removebg and /v1/bulk."""
     return RemoveOptions.parse(
@@ -42,6 +45,7 @@ def form_options(
         channels=channels,
         crop=crop,
         crop_margin=crop_margin,
+        flip=flip,
     )
 
 
