@@ -114,7 +114,9 @@ class ConsoleSettings(BaseModel):
     )
     session_hours: float = Field(default=12.0, gt=0)
     secure_cookie: bool = Field(default=False, description="send the cookie over HTTPS only")
-    sign_in_per_minute: int = Field(default=10, ge=1, description="attempts per client IP")
+    sign_in_per_minute: int = Field(
+        default=10, ge=1, description="attempts per client IP, and per email"
+    )
     public_url: str = Field(
         default="", description="origin shown in the API samples; empty: the request's own"
     )

@@ -117,6 +117,7 @@ async def login(request: Request, ctx: ContextDep) -> Response:
     nonce = ctx.unsign(request, PRESESSION_COOKIE)
     check_csrf(ctx, form, "pre:" + nonce if nonce else None)
     email, next_ = _text(form, "email"), _text(form, "next")
+    ctx.throttle_sign_in("email:" + email.lower())  # guesses at one account from many IPs
     try:
         with ctx.sessions.begin() as db:
             user = users.sign_in(db, email, str(form.get("password") or ""))
