@@ -63,9 +63,6 @@ def remove_many(
     def finish(result: MaskResult) -> Cutout:
         return engine.finish(result, options)
 
-    def settle(key: K, pending: Future[Cutout] | ClearbgError) -> tuple[K, Cutout | ClearbgError]:
-        return (key, pending) if isinstance(pending, ClearbgError) else _settled(key, pending)
-
     try:
         for _ in range(lookahead):
             feed()
@@ -78,10 +75,8 @@ def remove_many(
                 )
             except ClearbgError as exc:
                 writing.append((key, exc))
-            while len(writing) > lookahead or (writing and _ready(writing[0][1])):
-                yield settle(*writing.popleft())
-        while writing:
-            yield settle(*writing.popleft())
+            yield from _drain(writing, lookahead)
+        yield from _drain(writing, 0)
     finally:
         for _, f in decoding:
             f.cancel()
@@ -106,25 +101,33 @@ def _side_by_side(
 
     source = iter(items)
     pool = ThreadPoolExecutor(workers, "clearbg-photo")
-    running: deque[tuple[K, Future[Cutout]]] = deque()
+    running: deque[tuple[K, Future[Cutout] | ClearbgError]] = deque()
     try:
         for key, read in source:
             running.append((key, pool.submit(one, read)))
-            while len(running) >= workers + lookahead or (running and running[0][1].done()):
-                yield _settled(*running.popleft())
-        while running:
-            yield _settled(*running.popleft())
+            yield from _drain(running, workers + lookahead - 1)
+        yield from _drain(running, 0)
     finally:
         for _, f in running:
-            f.cancel()
+            if isinstance(f, Future):
+                f.cancel()
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _settled(key: K, pending: Future[Cutout]) -> tuple[K, Cutout | ClearbgError]:
-    try:
-        return key, pending.result()
-    except ClearbgError as exc:
-        return key, exc
+def _drain(
+    queue: deque[tuple[K, Future[Cutout] | ClearbgError]], keep: int
+) -> Generator[tuple[K, Cutout | ClearbgError], None, None]:
+    """Results from the front of ``queue``, in order: while more than ``keep`` wait (blocking
+    on the first), and then as long as the first is ready. ``keep=0`` empties it."""
+    while len(queue) > keep or (queue and _ready(queue[0][1])):
+        key, pending = queue.popleft()
+        if isinstance(pending, ClearbgError):
+            yield key, pending
+            continue
+        try:
+            yield key, pending.result()
+        except ClearbgError as exc:
+            yield key, exc
 
 
 def _ready(pending: Future[Cutout] | ClearbgError) -> bool:
