@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated, TypeVar
 
 import anyio
@@ -124,16 +125,22 @@ async def clearbg(
     )
     probe = svc.engine.probe(data)  # before anything is counted
 
-    reference = f"gw:{request.state.request_id}"
-    day = anonymous.today()
-    cost = 0 if key is None or key.unlimited else app.credit_cost_cents
-    await anyio.to_thread.run_sync(_reserve, svc, app, key, cost, reference, ip_hash, day)
+    taken = _Reservation(
+        app,
+        key,
+        cost=0 if key is None or key.unlimited else app.credit_cost_cents,
+        reference=f"gw:{request.state.request_id}",
+        ip_hash=ip_hash,
+        day=anonymous.today(),
+    )
+    await anyio.to_thread.run_sync(_reserve, svc, taken)
     try:
         result = await _call_upstream(svc, app, probe, options, fields, request.state.request_id)
     except BaseException:
         with anyio.CancelScope(shield=True):  # a client that went away still gets its refund
-            await anyio.to_thread.run_sync(_release, svc, app, key, cost, reference, ip_hash, day)
+            await anyio.to_thread.run_sync(_release, svc, taken)
         raise
+    cost = taken.cost
     request.state.credits_cents = cost
     request.state.upstream_ms = result.upstream_ms
     headers = {
@@ -158,25 +165,31 @@ async def _read(svc: Services, find: Callable[[str, bool], T], value: str) -> T:
     return await anyio.to_thread.run_sync(find, value, False)
 
 
-def _reserve(
-    svc: Services,
-    app: GatewayConfig,
-    key: KeyInfo | None,
-    cost: int,
-    reference: str,
-    ip_hash: str,
-    day: str,
-) -> None:
+@dataclass(frozen=True)
+class _Reservation:
+    """What one request takes before the upstream runs, and gives back if it fails: a key's
+    credits, or one of the day's anonymous images of its client IP."""
+
+    app: GatewayConfig
+    key: KeyInfo | None
+    cost: int
+    reference: str
+    ip_hash: str
+    day: str
+
+
+def _reserve(svc: Services, r: _Reservation) -> None:
     """Take the image's credits (403 when short) or one of the day's anonymous images (429)."""
-    if key is not None:
+    app = r.app
+    if r.key is not None:
         try:
             with svc.sessions.begin() as db:
-                credits.charge(db, _stored(db, key), cost, reference)
+                credits.charge(db, _stored(db, r.key), r.cost, r.reference)
         except InsufficientCreditsError as exc:
             raise GatewayCreditsError(exc.message) from exc
         return
     with svc.sessions.begin() as db:
-        taken = anonymous.take(db, app.id, ip_hash, app.anon_daily_limit, day)
+        taken = anonymous.take(db, app.id, r.ip_hash, app.anon_daily_limit, r.day)
     if not taken:
         raise AnonymousLimitError(
             f"the anonymous limit of {app.anon_daily_limit} images a day is spent; "
@@ -185,21 +198,13 @@ def _reserve(
         )
 
 
-def _release(
-    svc: Services,
-    app: GatewayConfig,
-    key: KeyInfo | None,
-    cost: int,
-    reference: str,
-    ip_hash: str,
-    day: str,
-) -> None:
+def _release(svc: Services, r: _Reservation) -> None:
     """Give back what ``_reserve`` took: nothing delivered, nothing charged."""
     with svc.sessions.begin() as db:
-        if key is not None:
-            credits.refund(db, _stored(db, key), cost, f"refund:{reference}")
+        if r.key is not None:
+            credits.refund(db, _stored(db, r.key), r.cost, f"refund:{r.reference}")
         else:
-            anonymous.give_back(db, app.id, ip_hash, day)
+            anonymous.give_back(db, r.app.id, r.ip_hash, r.day)
 
 
 def _stored(db: Session, key: KeyInfo) -> ApiKey:
