@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -68,8 +70,30 @@ def apps() -> None:
 _RATE_HELP = "requests per minute; 'default' uses the setting, 0 switches it off"
 
 
+@dataclass(frozen=True)
+class _GatewayChanges:
+    """The gateway options of `apps create` and `apps set`; None: leave that setting alone."""
+
+    rate: str | None
+    enabled: bool | None
+    upstream: str | None
+    upstream_url: str | None
+    upstream_key: str | None
+    anon_daily: int | None
+    ip_rate: str | None
+    key_rate: str | None
+    credit_cost: float | None
+
+
 def _gateway_options(fn: Callable[..., None]) -> Callable[..., None]:
-    """The application's gateway settings, shared by `apps create` and `apps set`."""
+    """The application's gateway settings as options, handed to ``fn`` as one ``changes``."""
+    names = [f.name for f in fields(_GatewayChanges)]
+
+    @functools.wraps(fn)
+    def packed(*args: object, **kwargs: object) -> None:
+        changes = _GatewayChanges(**{n: kwargs.pop(n) for n in names})  # type: ignore[arg-type]
+        fn(*args, changes=changes, **kwargs)
+
     options = [
         click.option("--rate", default=None, help="/v1 requests per minute per key, or 'default'."),
         click.option("--enable/--disable", "enabled", default=None, help="The gateway on or off."),
@@ -81,9 +105,10 @@ def _gateway_options(fn: Callable[..., None]) -> Callable[..., None]:
         click.option("--key-rate", default=None, help="Gateway " + _RATE_HELP + ", per key."),
         click.option("--credit-cost", type=float, default=None, help="Credits per image."),
     ]
+    command: Callable[..., None] = packed
     for option in reversed(options):
-        fn = option(fn)
-    return fn
+        command = option(command)
+    return command
 
 
 def _rate(name: str, value: str | None) -> int | Unset | None:
@@ -100,34 +125,22 @@ def _rate(name: str, value: str | None) -> int | Unset | None:
         raise InvalidOptionError(name, "must be a whole number or 'default'") from None
 
 
-def _apply(
-    db: Session,
-    app: Application,
-    rate: str | None,
-    enabled: bool | None,
-    upstream: str | None,
-    upstream_url: str | None,
-    upstream_key: str | None,
-    anon_daily: int | None,
-    ip_rate: str | None,
-    key_rate: str | None,
-    credit_cost: float | None,
-) -> None:
+def _apply(db: Session, app: Application, c: _GatewayChanges) -> None:
     from clearbg.gateway.applications import UNSET, update_application
     from clearbg.gateway.credits import cents
 
     update_application(
         db,
         app,
-        rate_per_minute=_rate("rate", rate),
-        enabled=UNSET if enabled is None else enabled,
-        upstream=UNSET if upstream is None else upstream,
-        upstream_url=UNSET if upstream_url is None else upstream_url,
-        upstream_key=UNSET if upstream_key is None else upstream_key,
-        anon_daily_limit=UNSET if anon_daily is None else anon_daily,
-        ip_per_minute=_rate("ip_rate", ip_rate),
-        key_per_minute=_rate("key_rate", key_rate),
-        credit_cost_cents=UNSET if credit_cost is None else cents(credit_cost),
+        rate_per_minute=_rate("rate", c.rate),
+        enabled=UNSET if c.enabled is None else c.enabled,
+        upstream=UNSET if c.upstream is None else c.upstream,
+        upstream_url=UNSET if c.upstream_url is None else c.upstream_url,
+        upstream_key=UNSET if c.upstream_key is None else c.upstream_key,
+        anon_daily_limit=UNSET if c.anon_daily is None else c.anon_daily,
+        ip_per_minute=_rate("ip_rate", c.ip_rate),
+        key_per_minute=_rate("key_rate", c.key_rate),
+        credit_cost_cents=UNSET if c.credit_cost is None else cents(c.credit_cost),
     )
 
 
@@ -152,25 +165,12 @@ def _describe(app: Application) -> str:
 @click.argument("name")
 @_gateway_options
 @click.pass_context
-def apps_create(
-    ctx: click.Context,
-    name: str,
-    rate: str | None,
-    enabled: bool | None,
-    upstream: str | None,
-    upstream_url: str | None,
-    upstream_key: str | None,
-    anon_daily: int | None,
-    ip_rate: str | None,
-    key_rate: str | None,
-    credit_cost: float | None,
-) -> None:
+def apps_create(ctx: click.Context, name: str, changes: _GatewayChanges) -> None:
     from clearbg.gateway import keys
 
     with _db(ctx) as db:
         app = keys.create_application(db, name)
-        _apply(db, app, rate, enabled, upstream, upstream_url, upstream_key, anon_daily,
-               ip_rate, key_rate, credit_cost)  # fmt: skip
+        _apply(db, app, changes)
         click.echo(_describe(app))
 
 
@@ -178,26 +178,13 @@ def apps_create(
 @click.argument("name")
 @_gateway_options
 @click.pass_context
-def apps_set(
-    ctx: click.Context,
-    name: str,
-    rate: str | None,
-    enabled: bool | None,
-    upstream: str | None,
-    upstream_url: str | None,
-    upstream_key: str | None,
-    anon_daily: int | None,
-    ip_rate: str | None,
-    key_rate: str | None,
-    credit_cost: float | None,
-) -> None:
+def apps_set(ctx: click.Context, name: str, changes: _GatewayChanges) -> None:
     """Change NAME's (name or id) settings; options not given stay as they are."""
     from clearbg.gateway import keys
 
     with _db(ctx) as db:
         app = keys.find_application(db, name)
-        _apply(db, app, rate, enabled, upstream, upstream_url, upstream_key, anon_daily,
-               ip_rate, key_rate, credit_cost)  # fmt: skip
+        _apply(db, app, changes)
         click.echo(_describe(app))
 
 
