@@ -81,7 +81,7 @@ def test_users_create_list_and_membership(tmp_path: Path) -> None:
     factory = sessions(make_engine(settings.database_url))
     with factory() as db:
         dev = db.scalar(select(User).where(User.email == "dev@example.com"))
-        assert dev is not None and users.visible_applications(db, dev) == []
+        assert dev is not None and users.visible_applications(db, dev.id, dev.role) == []
         assert dev.password_hash.startswith("$argon2id$")  # never the password itself
         assert "another password" not in dev.password_hash
     with factory.begin() as db:

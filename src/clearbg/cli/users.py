@@ -54,7 +54,7 @@ def users_list(ctx: click.Context) -> None:
     table = _table("email", "role", "active", "applications", "last sign-in")
     with _db(ctx) as db:
         for user in db.scalars(select(User).order_by(User.email)):
-            names = ", ".join(a.name for a in service.visible_applications(db, user))
+            names = ", ".join(a.name for a in service.visible_applications(db, user.id, user.role))
             seen = user.last_login_at.strftime("%Y-%m-%d %H:%M") if user.last_login_at else "never"
             table.add_row(  # type: ignore[attr-defined]
                 user.email,

@@ -15,7 +15,7 @@ from clearbg.console import charts
 from clearbg.console.auth import ContextDep, ViewerDep
 from clearbg.console.pages import load_app
 from clearbg.console.render import page
-from clearbg.gateway.usage import UsageRow, summarize
+from clearbg.gateway.usage import UsageRow, summaries
 
 router = APIRouter(prefix="/console/apps/{app_id}", include_in_schema=False)
 
@@ -41,9 +41,9 @@ def usage(
     since = datetime(first.year, first.month, first.day, tzinfo=UTC)
     with ctx.sessions() as db:
         app = load_app(db, who, app_id)
-        by_day = summarize(db, since, application_id=app.id, by=("day",))
-        by_key = summarize(db, since, application_id=app.id, by=("key",))
-        total_rows = summarize(db, since, application_id=app.id, by=())
+        by_day, by_key, total_rows = summaries(
+            db, since, [("day",), ("key",), ()], application_id=app.id
+        )
     total = total_rows[0] if total_rows else UsageRow(None, None, None, requests=0, images=0)
     labels = [(first + timedelta(days=i)).isoformat() for i in range(days)]
     rows = {r.day: r for r in by_day}

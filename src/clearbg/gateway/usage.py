@@ -8,6 +8,7 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Final
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -15,7 +16,7 @@ from sqlalchemy.orm import Session
 from clearbg.gateway.credits import credits
 from clearbg.store.models import ApiKey, UsageRecord
 
-__all__ = ["UsageRow", "percentile", "summarize"]
+__all__ = ["IMAGE_ENDPOINTS", "UsageRow", "percentile", "summaries", "summarize"]
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,12 @@ def percentile(values: Sequence[float], q: float) -> float:
     return round(ordered[rank - 1], 1)
 
 
+# the endpoints whose 200 delivers an image (a GET of an account or of a job does not)
+IMAGE_ENDPOINTS: Final = ("/v1/removebg", "/api/v1/clearbg")
+
+Group = tuple[str | None, int | None, str | None]  # day, application id, key prefix
+
+
 def summarize(
     db: Session,
     since: datetime,
@@ -54,6 +61,18 @@ def summarize(
     by: tuple[str, ...] = ("day", "application", "key"),
 ) -> list[UsageRow]:
     """One row per group of ``by`` (any of ``day``, ``application``, ``key``), oldest first."""
+    return summaries(db, since, [by], application_id=application_id, endpoint=endpoint)[0]
+
+
+def summaries(
+    db: Session,
+    since: datetime,
+    groupings: Sequence[tuple[str, ...]],
+    *,
+    application_id: int | None = None,
+    endpoint: str | None = None,
+) -> list[list[UsageRow]]:
+    """``summarize`` for several groupings at once, from one read of the records."""
     query = (
         select(UsageRecord, ApiKey.prefix)
         .outerjoin(ApiKey, ApiKey.id == UsageRecord.api_key_id)
@@ -64,8 +83,13 @@ def summarize(
         query = query.where(UsageRecord.application_id == application_id)
     if endpoint is not None:
         query = query.where(UsageRecord.endpoint == endpoint)
-    groups: dict[tuple[str | None, int | None, str | None], list[UsageRecord]] = defaultdict(list)
-    for record, key_prefix in db.execute(query):
+    found = [(record, prefix) for record, prefix in db.execute(query)]
+    return [_rows(found, by) for by in groupings]
+
+
+def _rows(found: Sequence[tuple[UsageRecord, str | None]], by: tuple[str, ...]) -> list[UsageRow]:
+    groups: dict[Group, list[UsageRecord]] = defaultdict(list)
+    for record, key_prefix in found:
         group = (
             record.created_at.strftime("%Y-%m-%d") if "day" in by else None,
             record.application_id if "application" in by else None,
@@ -85,7 +109,7 @@ def summarize(
                 application_id=app_id,
                 api_key=prefix,
                 requests=len(records),
-                images=sum(1 for r in records if r.status == 200),
+                images=sum(1 for r in records if r.status == 200 and r.endpoint in IMAGE_ENDPOINTS),
                 errors=dict(sorted(errors.items())),
                 statuses=dict(sorted(Counter(str(r.status) for r in records).items())),
                 p50_ms=percentile(latencies, 50),

@@ -107,20 +107,18 @@ def end_session(db: Session, token: str) -> None:
     db.execute(delete(ConsoleSession).where(ConsoleSession.token_hash == _token_hash(token)))
 
 
-def visible_applications(db: Session, user: User) -> list[Application]:
+def visible_applications(db: Session, user_id: int, role: str) -> list[Application]:
     """Every application for an admin; a member's own ones otherwise."""
     query = select(Application).order_by(Application.name)
-    if user.role != "admin":
+    if role != "admin":
         query = query.join(Membership, Membership.application_id == Application.id).where(
-            Membership.user_id == user.id
+            Membership.user_id == user_id
         )
     return list(db.scalars(query))
 
 
-def can_see(db: Session, user: User, app: Application) -> bool:
-    if user.role == "admin":
-        return True
-    return db.get(Membership, (user.id, app.id)) is not None
+def can_see(db: Session, user_id: int, role: str, app: Application) -> bool:
+    return role == "admin" or db.get(Membership, (user_id, app.id)) is not None
 
 
 def members(db: Session, app: Application) -> list[User]:

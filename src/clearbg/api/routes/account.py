@@ -10,10 +10,8 @@ from sqlalchemy import func, select
 
 from clearbg.api.deps import CallerDep, ServicesDep
 from clearbg.gateway.credits import credits
+from clearbg.gateway.usage import IMAGE_ENDPOINTS
 from clearbg.store.models import BulkImage, BulkJob, UsageRecord
-
-# the endpoints whose 200 is an image (a GET of /v1/account or of a job is not one)
-IMAGE_ENDPOINTS = ("/v1/removebg", "/api/v1/clearbg")
 
 router = APIRouter(tags=["account"])
 
