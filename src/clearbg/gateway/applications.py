@@ -42,21 +42,6 @@ class GatewayConfig:
     key_per_minute: int | None
     credit_cost_cents: int
 
-    @classmethod
-    def of(cls, app: Application) -> GatewayConfig:
-        return cls(
-            id=app.id,
-            name=app.name,
-            enabled=app.gateway_enabled,
-            upstream=app.upstream,
-            upstream_url=app.upstream_url,
-            upstream_key=app.upstream_key,
-            anon_daily_limit=app.anon_daily_limit,
-            ip_per_minute=app.ip_per_minute,
-            key_per_minute=app.key_per_minute,
-            credit_cost_cents=app.credit_cost_cents,
-        )
-
 
 def find_by_app_key(db: Session, app_key: str) -> Application:
     app = db.scalar(select(Application).where(Application.app_key == app_key.strip()))
