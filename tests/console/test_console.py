@@ -201,6 +201,7 @@ def test_pages_fit_a_phone_have_labelled_fields_and_work_by_keyboard(
     page = context.new_page()
     page.goto(serve.url + "/console/login")
     # by keyboard only: the email field has focus, Tab to the password, Enter submits
+    expect(page.get_by_label("Email")).to_be_focused()  # autofocus lands after the load
     page.keyboard.type(admin)
     page.keyboard.press("Tab")
     page.keyboard.type(PASSWORD)
