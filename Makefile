@@ -17,12 +17,12 @@ setup: $(BIN)/clearbg
 
 # Runs ClearBG on its embedded defaults (SQLite, ./data, Huey on SQLite, engine in process).
 run: setup
-	$(BIN)/clearbg models pull u2net
+	$(BIN)/clearbg models pull u2net u2netp
 	$(BIN)/clearbg serve
 
 # A cut-out of one photo with the command line, into out/.
 demo: setup
-	$(BIN)/clearbg models pull u2net
+	$(BIN)/clearbg models pull u2net u2netp
 	$(BIN)/clearbg remove $(PHOTO) -o out/$(notdir $(basename $(PHOTO))).png
 
 # Debian's Chromium drives the console's end-to-end tests (Playwright uses it, downloads none).

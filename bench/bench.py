@@ -131,7 +131,7 @@ class Bench:
         self.model: str = args.model
         self.out: Path = args.out
         self.engine = Engine(Settings().engine)
-        self.opts = RemoveOptions(model=self.model, refine=False, foreground=False)
+        self.opts = RemoveOptions(model=self.model, combine=False, refine=False, foreground=False)
         self.verdicts = Verdicts()
         photos_dir = args.data / "photos"
         self.photos = sorted(

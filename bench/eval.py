@@ -1,5 +1,9 @@
 """Mask quality of every model, raw and refined, on ECSSD and the alphamatting.com set.
 
+"refined" is the engine's default pipeline: the model's mask joined with its companion model's
+(``ModelSpec.companion``; ``union``), then matting in the unsure band. Each step is also scored
+alone ("matting only", "+ companion"), so the table shows what each buys.
+
     python bench/eval.py --data ../shared/data [--models u2net,isnet] [--limit N]
 
 Raw model-resolution masks are cached in ``bench/out/cache/<model>/<set>/<name>.npy`` (inference is
@@ -19,6 +23,8 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from clearbg.engine import Engine, matting, refine
+from clearbg.engine.models import MODELS as MODEL_SPECS
+from clearbg.engine.pipeline import union
 from clearbg.settings import EngineSettings
 
 MODELS = ("u2netp", "u2net", "isnet", "isnet-quint8")
@@ -117,33 +123,40 @@ def load_truth(data: Path, dataset: str, image: Path) -> NDArray[np.float32]:
 def evaluate(
     data: Path, dataset: str, images: list[Path], models: list[str]
 ) -> tuple[dict[str, list[Row]], float, float]:
-    """Scores per variant (model raw / refined, flipped, ensemble), refine seconds and MP."""
+    """Scores per variant, refine seconds and MP. Per model: ``raw``; ``matting only``; ``+
+    companion`` (the union with its companion's mask); ``refined``, the engine's default (union,
+    then matting); and the flipped pass where cached."""
     rows: dict[str, list[Row]] = {}
     seconds = megapixels = 0.0
     for image in images:
         rgb = np.asarray(Image.open(image).convert("RGB"))
         truth = load_truth(data, dataset, image)
         h, w = truth.shape
-        coarse: dict[str, NDArray[np.float32]] = {}
         for model in models:
             path = cache_path(model, dataset, image, False)
             if not path.exists():
                 continue
             mask = np.load(path)
-            coarse[model] = upsample(mask, (w, h))
-            flipped = cache_path(model, dataset, image, True)
-            if flipped.exists():
-                both = (mask + np.load(flipped)) / 2
-                coarse[f"{model}+flip"] = upsample(both.astype(np.float32), (w, h))
-        if "u2net" in coarse and "isnet" in coarse:
-            coarse["u2net+isnet"] = (coarse["u2net"] + coarse["isnet"]) / 2
-        for name, alpha in coarse.items():
+            alpha = upsample(mask, (w, h))
+            companion = MODEL_SPECS[model].companion
+            other = cache_path(companion, dataset, image, False) if companion else None
+            joined = alpha
+            if other is not None and other.exists():
+                joined = upsample(union(mask, np.load(other)), (w, h))
+                rows.setdefault(f"{model} + companion", []).append(scores(joined, truth))
+            rows.setdefault(f"{model} matting only", []).append(
+                scores(matting.matte_alpha(rgb, alpha), truth)
+            )
             t0 = time.perf_counter()
-            refined = matting.matte_alpha(rgb, alpha)
+            refined = matting.matte_alpha(rgb, joined)
             seconds += time.perf_counter() - t0
             megapixels += h * w / 1e6
-            rows.setdefault(f"{name} raw", []).append(scores(alpha, truth))
-            rows.setdefault(f"{name} refined", []).append(scores(refined, truth))
+            rows.setdefault(f"{model} raw", []).append(scores(alpha, truth))
+            rows.setdefault(f"{model} refined", []).append(scores(refined, truth))
+            flipped = cache_path(model, dataset, image, True)
+            if flipped.exists():
+                both = upsample(((mask + np.load(flipped)) / 2).astype(np.float32), (w, h))
+                rows.setdefault(f"{model} flip", []).append(scores(both, truth))
     return rows, seconds, megapixels
 
 
@@ -229,11 +242,19 @@ def print_table(dataset: str, rows: dict[str, list[Row]]) -> None:
         cells = " | ".join(f"{m[k]:8.4f}" if k != "sad" else f"{m[k]:8.2f}" for k in keys)
         print(f"| {name:<40} | {len(values):>4} | {cells} |")
     for name, values in rows.items():
-        refined = name.replace(" raw", " refined")
-        if name.endswith(" raw") and dataset == "matting" and refined in rows:
-            base, ref = _mean(values), _mean(rows[refined])
-            change = 100 * (ref["sad"] - base["sad"]) / base["sad"]
-            print(f"  {name[:-4]}: refinement changes SAD by {change:+.1f}%")
+        if not name.endswith(" raw"):
+            continue
+        model, base = name[:-4], _mean(values)
+        for step in ("matting only", "+ companion", "refined"):
+            if f"{model} {step}" not in rows:
+                continue
+            new = _mean(rows[f"{model} {step}"])
+            sad = 100 * (new["sad"] - base["sad"]) / base["sad"]
+            print(
+                f"  {model} {step}: "
+                + (f"SAD {sad:+.1f}%, " if dataset == "matting" else "")
+                + f"IoU {new['iou'] - base['iou']:+.4f}, boundary F {new['bf'] - base['bf']:+.4f}"
+            )
 
 
 def time_refinement(data: Path, megapixels: float = 2.0, repeat: int = 5) -> tuple[float, float]:

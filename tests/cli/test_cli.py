@@ -17,6 +17,7 @@ from click.testing import CliRunner, Result
 from PIL import Image
 
 from clearbg.cli import main
+from clearbg.engine.models import ModelStore
 from clearbg.settings import EngineSettings
 from tests.conftest import PHOTOS
 
@@ -361,6 +362,12 @@ def test_models_add_registers_a_users_file_and_remove_uses_it(
     assert again.exit_code == 3 and "built-in" in again.stderr
     family = run(["models", "add", "x", str(own), "--family", "yolo"], model_env)
     assert family.exit_code == 2
+    companion = ["--family", "u2net", "--companion", "u2netp"]
+    assert run(["models", "add", "theirs", str(own), *companion], model_env).exit_code == 0
+    folder = Path(model_env["CLEARBG_ENGINE__MODEL_DIR"])
+    assert ModelStore(folder).spec("theirs").companion == "u2netp"
+    bad = run(["models", "add", "x", str(own), "--family", "u2net", "--companion", "no"], model_env)
+    assert bad.exit_code == 3 and "companion" in bad.stderr
     junk = tmp_path / "junk.onnx"
     junk.write_bytes(b"not a network" * 50)
     not_onnx = run(["models", "add", "junk", str(junk), "--family", "u2net"], model_env)

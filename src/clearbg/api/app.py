@@ -103,6 +103,7 @@ def _secret(settings: Settings, configured: str, filename: str) -> str:
 def _load_model(svc: Services) -> None:
     try:
         svc.engine.session()
+        svc.engine.companion()  # a missing companion is a warning, not a failure
         svc.ready = True
     except Exception:
         log.exception("the default model could not be loaded")

@@ -33,12 +33,18 @@ def list_models() -> None:
     from rich.table import Table
 
     store = _store()
-    table = Table("name", "family", "MB", "licence", "state", "description")
+    table = Table("name", "family", "MB", "licence", "state", "combines with", "description")
     for spec in store.specs():
         st = store.state(spec)
         state = "verified" if st.verified else ("downloaded" if st.present else "-")
         table.add_row(
-            spec.name, spec.family, f"{spec.size / 1e6:.1f}", spec.licence, state, spec.description
+            spec.name,
+            spec.family,
+            f"{spec.size / 1e6:.1f}",
+            spec.licence,
+            state,
+            spec.companion or "-",
+            spec.description,
         )
     Console().print(table)
     click.echo(f"cache: {store.model_dir}")
@@ -80,10 +86,15 @@ def verify(names: tuple[str, ...]) -> None:
 @click.argument("name")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--family", required=True, type=click.Choice(["u2net", "isnet"]))
-def add(name: str, file: Path, family: str) -> None:
+@click.option(
+    "--companion",
+    default=None,
+    help="A built-in model whose mask joins this one's when cut-outs combine (e.g. u2netp).",
+)
+def add(name: str, file: Path, family: str, companion: str | None) -> None:
     """Register your own ONNX file of a known family under NAME."""
     try:
-        spec = _store().register(name, family, file)
+        spec = _store().register(name, family, file, companion)
     except ClearbgError as exc:
         fail(exc)
     click.echo(f"{spec.name}: registered ({spec.family}, sha256 {spec.sha256[:12]}...)")

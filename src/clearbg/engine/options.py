@@ -97,6 +97,7 @@ class RemoveOptions:
     channels: Channels = "rgba"
     crop: bool = False
     crop_margin: Margin = field(default_factory=Margin)
+    combine: bool = True  # join the model's mask with its companion model's (their union)
     refine: bool = True  # matte the band where the mask is unsure against the photo (hair, fur)
     flip: bool = False  # also run the model on the mirrored photo and average (2x inference)
     foreground: bool = True  # estimate the foreground colour in the soft band
@@ -126,6 +127,7 @@ class RemoveOptions:
         refine: bool = True,
         foreground: bool = True,
         flip: bool | str | None = False,
+        combine: bool = True,
     ) -> RemoveOptions:
         """Options from the strings a form, a query or a command line carries."""
         fmt = _FORMAT_ALIASES.get((format or "png").strip().lower())
@@ -150,6 +152,7 @@ class RemoveOptions:
             refine=refine,
             foreground=foreground,
             flip=_parse_bool("flip", flip),
+            combine=combine,
         )
 
 

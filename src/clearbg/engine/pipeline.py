@@ -6,6 +6,7 @@ reduced decode of the same file; everything after inference works at the output 
 
 from __future__ import annotations
 
+import logging
 import time
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -22,7 +23,9 @@ from clearbg.engine.options import RemoveOptions
 from clearbg.engine.session import ModelSession, SessionCache
 from clearbg.settings import EngineSettings
 
-__all__ = ["Box", "Cutout", "Engine", "MaskResult"]
+__all__ = ["Box", "Cutout", "Engine", "MaskResult", "union"]
+
+log = logging.getLogger(__name__)
 
 _RESAMPLE = {"lanczos": Image.Resampling.LANCZOS, "bilinear": Image.Resampling.BILINEAR}
 
@@ -96,17 +99,40 @@ def _model_input(
     return np.asarray(image.resize(size, _RESAMPLE[resample]))
 
 
+def union(mask: NDArray[np.float32], other: NDArray[np.float32]) -> NDArray[np.float32]:
+    """Two models' masks joined: the larger value per pixel, at the first mask's size.
+
+    Salient-object models under-segment in different places (one keeps the plant and drops the
+    pot, the other the reverse), and they rarely invent background; the union keeps what either
+    found. Matting then decides the edges from the photo's colours.
+    """
+    if other.shape != mask.shape:
+        other = np.asarray(
+            cv2.resize(other, mask.shape[::-1], interpolation=cv2.INTER_LINEAR), dtype=np.float32
+        )
+    return np.maximum(mask, other)
+
+
 def _infer(
-    session: ModelSession, rgb: NDArray[np.uint8], flip: bool
+    session: ModelSession,
+    rgb: NDArray[np.uint8],
+    flip: bool,
+    companion: ModelSession | None = None,
 ) -> tuple[NDArray[np.float32], float]:
     """The model's mask; with ``flip`` the mean of it and of the mirrored photo's mask mirrored
-    back (test-time augmentation: twice the inference time)."""
+    back (test-time augmentation: twice the inference time); with a ``companion`` its union with
+    that model's mask (the companion's input is resized from this model's input)."""
     mask, seconds = session.predict(rgb)
-    if not flip:
-        return mask, seconds
-    mirrored, more = session.predict(np.ascontiguousarray(rgb[:, ::-1]))
-    both = (mask + mirrored[:, ::-1]) * np.float32(0.5)
-    return both.astype(np.float32), seconds + more
+    if flip:
+        mirrored, more = session.predict(np.ascontiguousarray(rgb[:, ::-1]))
+        mask = ((mask + mirrored[:, ::-1]) * np.float32(0.5)).astype(np.float32)
+        seconds += more
+    if companion is not None:
+        size = companion.family.input_size
+        own = rgb if rgb.shape[1::-1] == size else np.asarray(Image.fromarray(rgb).resize(size))
+        other, more = companion.predict(np.ascontiguousarray(own))
+        mask, seconds = union(mask, other), seconds + more
+    return mask, seconds
 
 
 class Engine:
@@ -122,6 +148,7 @@ class Engine:
         self._sessions = SessionCache(self.settings.loaded_models)
         # decodes ahead of inference and composes/encodes strips; shared by all callers
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="clearbg-engine")
+        self._warned: set[str] = set()  # companions found missing (warned once each)
 
     # -- models -------------------------------------------------------------------------------
     def session(self, name: str | None = None, threads: int | None = None) -> ModelSession:
@@ -138,6 +165,27 @@ class Engine:
             return ModelSession.load(spec, self.store.ensure(model), count)
 
         return self._sessions.get(model if threads is None else f"{model}@{threads}", load)
+
+    def companion(self, name: str | None = None, threads: int | None = None) -> ModelSession | None:
+        """The session of the model's companion (``ModelSpec.companion``), or None when it has
+        none, the ``combine`` setting is off, or its weights are not downloaded (then the
+        cut-out is the model's alone, and a warning says how to fetch them, once)."""
+        spec = self.store.spec(name or self.settings.default_model)
+        if spec.companion is None or not self.settings.combine:
+            return None
+        if not self.store.state(self.store.spec(spec.companion)).present:
+            if spec.companion not in self._warned:
+                self._warned.add(spec.companion)
+                log.warning(
+                    "model %s combines with %s, which is not downloaded; run "
+                    "`clearbg models pull %s` (cut-outs use %s alone until then)",
+                    spec.name,
+                    spec.companion,
+                    spec.companion,
+                    spec.name,
+                )
+            return None
+        return self.session(spec.companion, threads)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
@@ -159,10 +207,17 @@ class Engine:
         return Decoded(pixels, rgb, name, time.perf_counter() - t0)
 
     def predict(
-        self, decoded: Decoded, flip: bool = False, threads: int | None = None
+        self,
+        decoded: Decoded,
+        flip: bool = False,
+        threads: int | None = None,
+        combine: bool = False,
     ) -> MaskResult:
-        """Stage 2: run the model (twice, the second time on the mirrored photo, if ``flip``)."""
-        mask, run_s = _infer(self.session(decoded.model, threads), decoded.model_input, flip)
+        """Stage 2: run the model (twice, the second time on the mirrored photo, if ``flip``;
+        joined with its companion's mask if ``combine``)."""
+        session = self.session(decoded.model, threads)
+        other = self.companion(decoded.model, threads) if combine else None
+        mask, run_s = _infer(session, decoded.model_input, flip, other)
         return MaskResult(decoded.pixels, mask, decoded.model, run_s, decoded.seconds)
 
     def finish(self, result: MaskResult, options: RemoveOptions | None = None) -> Cutout:
@@ -189,9 +244,11 @@ class Engine:
         model: str | None = None,
         flip: bool = False,
         threads: int | None = None,
+        combine: bool = False,
     ) -> MaskResult:
         """Decode and run the model, overlapping the two for a large JPEG. With ``flip`` the
-        mask is the mean of the photo's and its mirror image's."""
+        mask is the mean of the photo's and its mirror image's; with ``combine`` it is joined
+        with the companion model's (``union``)."""
         t0 = time.perf_counter()
         name = model or self.settings.default_model
         p = self._probed(image)
@@ -199,10 +256,12 @@ class Engine:
         fam = session.family
         small = decode_small(p, fam.input_size)
         if small is None:
-            return self.predict(self.decode(p, name), flip, threads)
+            return self.predict(self.decode(p, name), flip, threads, combine)
         # inference on the reduced decode overlaps the full decode on another thread
         full = self._pool.submit(decode, p)
-        mask, run_s = _infer(session, _model_input(small, fam.input_size, fam.resample), flip)
+        other = self.companion(name, threads) if combine else None
+        rgb = _model_input(small, fam.input_size, fam.resample)
+        mask, run_s = _infer(session, rgb, flip, other)
         pixels = full.result()
         return MaskResult(pixels, mask, name, run_s, time.perf_counter() - t0 - run_s)
 
@@ -216,6 +275,7 @@ class Engine:
         ``threads``: the model's intra-op threads, when the caller runs photos side by side."""
         t0 = time.perf_counter()
         opts = options or RemoveOptions()
-        cutout = self.finish(self.mask(image, opts.model, opts.flip, threads), opts)
+        result = self.mask(image, opts.model, opts.flip, threads, opts.combine)
+        cutout = self.finish(result, opts)
         cutout.timings["total"] = time.perf_counter() - t0
         return cutout
