@@ -138,20 +138,20 @@ def evaluate(
                 continue
             mask = np.load(path)
             alpha = upsample(mask, (w, h))
+            rows.setdefault(f"{model} raw", []).append(scores(alpha, truth))
+            rows.setdefault(f"{model} matting only", []).append(
+                scores(matting.matte_alpha(rgb, alpha), truth)
+            )
             companion = MODEL_SPECS[model].companion
             other = cache_path(companion, dataset, image, False) if companion else None
             joined = alpha
             if other is not None and other.exists():
                 joined = upsample(union(mask, np.load(other)), (w, h))
                 rows.setdefault(f"{model} + companion", []).append(scores(joined, truth))
-            rows.setdefault(f"{model} matting only", []).append(
-                scores(matting.matte_alpha(rgb, alpha), truth)
-            )
             t0 = time.perf_counter()
             refined = matting.matte_alpha(rgb, joined)
             seconds += time.perf_counter() - t0
             megapixels += h * w / 1e6
-            rows.setdefault(f"{model} raw", []).append(scores(alpha, truth))
             rows.setdefault(f"{model} refined", []).append(scores(refined, truth))
             flipped = cache_path(model, dataset, image, True)
             if flipped.exists():
@@ -292,13 +292,16 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     sets = [s.strip() for s in args.sets.split(",") if s.strip()]
+    # the refined pipeline joins each model with its companion: their masks are needed too
+    companions = [MODEL_SPECS[m].companion for m in models if m in MODEL_SPECS]
+    needed = list(dict.fromkeys([*models, *(c for c in companions if c)]))
     if not args.cached_only:
         engine = Engine(EngineSettings())
         for dataset in sets:
             images = list_images(args.data, dataset, args.limit)
-            for model in models:
+            for model in needed:
                 compute_masks(engine, images, model, dataset, flip=False)
-                if args.flip:
+                if args.flip and model in models:
                     compute_masks(engine, images, model, dataset, flip=True)
         engine.close()
     if args.masks_only:
