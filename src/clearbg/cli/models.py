@@ -30,10 +30,10 @@ def models() -> None:
 def list_models() -> None:
     """Every model with its family, licence, size and whether it is downloaded."""
     from rich.console import Console
-    from rich.table import Table
+    from rich.table import Column, Table
 
     store = _store()
-    table = Table("name", "family", "MB", "licence", "state", "combines with", "description")
+    table = Table(Column("name", no_wrap=True), "family", "MB", "licence", "state", "description")
     for spec in store.specs():
         st = store.state(spec)
         state = "verified" if st.verified else ("downloaded" if st.present else "-")
@@ -43,8 +43,7 @@ def list_models() -> None:
             f"{spec.size / 1e6:.1f}",
             spec.licence,
             state,
-            spec.companion or "-",
-            spec.description,
+            spec.description + (f"; combines with {spec.companion}" if spec.companion else ""),
         )
     Console().print(table)
     click.echo(f"cache: {store.model_dir}")
