@@ -305,7 +305,7 @@ class Bench:
                 dest = root / f"{who}-{i}"  # rembg skips outputs that exist: a new folder each run
                 if who == "clearbg":
                     cmd = [self.clearbg, "remove", str(src), "-o", str(dest), "-q"]
-                    cmd += ["--no-refine", "--no-foreground", "-m", self.model]
+                    cmd += ["--no-combine", "--no-refine", "--no-foreground", "-m", self.model]
                     run = run_child(cmd, self.child_env, log)
                     ours_s.append(run.seconds)
                 else:
@@ -339,7 +339,7 @@ class Bench:
         root.mkdir(parents=True)
         log = root / "runs.log"
         ours_cmd = [self.clearbg, "remove", str(self.large), "-o", str(root / "clearbg.png")]
-        ours_cmd += ["--no-refine", "--no-foreground", "-q", "-m", self.model]
+        ours_cmd += ["--no-combine", "--no-refine", "--no-foreground", "-q", "-m", self.model]
         rembg_cmd = [str(self.rembg.cli), "i", "-m", self.model, str(self.large)]
         rembg_cmd += [str(root / "rembg.png")]
         ours = run_child(ours_cmd, self.child_env, log)
