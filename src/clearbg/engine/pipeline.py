@@ -95,8 +95,25 @@ def _model_input(
                 top = pool.submit(reduce, 0, mid)
                 bottom = reduce(mid, rows)
                 data = np.concatenate([top.result(), bottom])
-        image = Image.fromarray(np.ascontiguousarray(data[:, :, :3]))
-    return np.asarray(image.resize(size, _RESAMPLE[resample]))
+        rgb = cv2.cvtColor(data, cv2.COLOR_RGBA2RGB) if data.shape[2] == 4 else data
+        image = Image.fromarray(np.ascontiguousarray(rgb))
+    return _resize_halves(image, size, _RESAMPLE[resample], pool)
+
+
+def _resize_halves(
+    image: Image.Image, size: tuple[int, int], resample: Image.Resampling, pool: Executor | None
+) -> NDArray[np.uint8]:
+    """``image.resize(size, resample)``, its top and bottom halves on two threads when the image
+    is large enough to pay for it. Pillow's ``box`` takes pixels beyond the box as the filter's
+    support, so the two halves join into exactly the whole-image result."""
+    w, h = image.size
+    if pool is None or size[1] < 2 or w * h < 400_000:
+        return np.asarray(image.resize(size, resample))
+    half = size[1] // 2
+    cut = h * half / size[1]  # the input row where the output's bottom half starts
+    top = pool.submit(image.resize, (size[0], half), resample, (0, 0, w, cut))
+    bottom = np.asarray(image.resize((size[0], size[1] - half), resample, (0, cut, w, h)))
+    return np.concatenate([np.asarray(top.result()), bottom])
 
 
 def union(mask: NDArray[np.float32], other: NDArray[np.float32]) -> NDArray[np.float32]:
