@@ -103,10 +103,16 @@ def _secret(settings: Settings, configured: str, filename: str) -> str:
 def _load_model(svc: Services) -> None:
     try:
         svc.engine.session()
-        svc.engine.companion()  # a missing companion is a warning, not a failure
-        svc.ready = True
     except Exception:
         log.exception("the default model could not be loaded")
+        return
+    svc.ready = True
+    try:
+        # then its companion (about 0.3 s more): a request that comes first waits for it; a
+        # companion that is not downloaded is a warning (the engine logs it), not a failure
+        svc.engine.companion()
+    except Exception:
+        log.exception("the default model's companion could not be loaded")
 
 
 def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
