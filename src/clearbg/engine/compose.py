@@ -89,6 +89,7 @@ class Layers:
     height: int
     alpha_rows: AlphaRows
     tracker: _BoxTracker
+    icc: bytes | None = None  # the photo's colour profile, embedded in the cut-out
 
     def foreground(self) -> Box:
         return self.tracker.box()
@@ -194,7 +195,7 @@ def layers(
 
     needs_whole = opts.refine or (opts.foreground and opts.channels == "rgba") or opts.crop
     if not needs_whole:
-        return Layers(rgb, out_size[0], out_size[1], alpha_rows, tracker)
+        return Layers(rgb, out_size[0], out_size[1], alpha_rows, tracker, pixels.icc)
     alpha = np.ascontiguousarray(upsampled)
     if opts.refine or (opts.foreground and opts.channels == "rgba"):
         rgb, alpha = _refined(np.ascontiguousarray(rgb), alpha, opts)
@@ -211,7 +212,7 @@ def layers(
         tracker.add(y0, part)
         return part
 
-    return Layers(rgb, whole.shape[1], whole.shape[0], slice_rows, tracker)
+    return Layers(rgb, whole.shape[1], whole.shape[0], slice_rows, tracker, pixels.icc)
 
 
 def _refined(
@@ -322,6 +323,7 @@ def render(lay: Layers, opts: RemoveOptions, pool: Executor | None) -> tuple[byt
         def rows(y0: int, y1: int) -> NDArray[np.uint8]:
             return _over_rows(rgb[y0:y1], lay.alpha_rows(y0, y1), colour, fmt == "jpg")
 
+    icc = lay.icc if channels >= 3 else None  # a mask is grey: an RGB profile does not fit
     if fmt == "png":
-        return encode_png_rows(w, h, channels, rows, executor=pool), MEDIA_TYPES[fmt]
-    return encode(_gather(rows, h, pool), fmt, opts.quality), MEDIA_TYPES[fmt]
+        return encode_png_rows(w, h, channels, rows, executor=pool, icc=icc), MEDIA_TYPES[fmt]
+    return encode(_gather(rows, h, pool), fmt, opts.quality, icc), MEDIA_TYPES[fmt]

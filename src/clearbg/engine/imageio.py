@@ -76,6 +76,7 @@ class Probe:
     stored_size: tuple[int, int]
     orientation: int
     transparency: bool = False  # a palette or colour-key transparency (PNG tRNS, GIF)
+    icc: bytes | None = None  # the photo's RGB colour profile (Display P3, Adobe RGB, ...)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -91,6 +92,7 @@ class Pixels:
     """
 
     data: NDArray[np.uint8]
+    icc: bytes | None = None  # the photo's RGB colour profile, carried to the cut-out
 
     @property
     def rgb(self) -> NDArray[np.uint8]:
@@ -154,7 +156,17 @@ def probe(data: bytes, max_megapixels: float) -> Probe:
     if orientation not in range(1, 9) or fmt == "TIFF":
         # Pillow's TIFF reader reports the oriented size and rotates while it loads
         orientation = 1
-    return Probe(data, fmt, im.mode, (w, h), orientation, "transparency" in im.info)
+    return Probe(data, fmt, im.mode, (w, h), orientation, "transparency" in im.info, _rgb_icc(im))
+
+
+def _rgb_icc(im: Image.Image) -> bytes | None:
+    """The embedded ICC profile if it describes RGB colour (bytes 16-19 of its header say
+    which). A phone's Display P3 photo shown without its profile looks washed out; a CMYK or
+    grey profile does not fit the RGB pixels we decode, so it is dropped."""
+    icc = im.info.get("icc_profile")
+    if isinstance(icc, bytes) and len(icc) >= 128 and icc[16:20] == b"RGB ":
+        return icc
+    return None
 
 
 def _orientation(im: Image.Image) -> int:
@@ -272,7 +284,8 @@ def decode(p: Probe) -> Pixels:
             im.seek(0)  # first frame
         _load(im, p.data)
         a = _pil_pixels(im)
-    return _split(_orient(a, p.orientation))
+    pixels = _split(_orient(a, p.orientation))
+    return Pixels(pixels.data, p.icc) if p.icc else pixels
 
 
 def decode_small(p: Probe, min_size: tuple[int, int]) -> Image.Image | None:
@@ -296,20 +309,26 @@ def decode_small(p: Probe, min_size: tuple[int, int]) -> Image.Image | None:
     return im
 
 
-def encode(pixels: NDArray[np.uint8], fmt: str, quality: int = 90) -> bytes:
-    """HxW (grey), HxWx3 or HxWx4 uint8 -> PNG, JPEG or WebP bytes."""
+def encode(
+    pixels: NDArray[np.uint8], fmt: str, quality: int = 90, icc: bytes | None = None
+) -> bytes:
+    """HxW (grey), HxWx3 or HxWx4 uint8 -> PNG, JPEG or WebP bytes, with the colour profile
+    ``icc`` embedded (colour images only)."""
+    if pixels.ndim == 2:
+        icc = None
     if fmt == "png":
         from clearbg.engine.png import encode_png
 
-        return encode_png(pixels)
+        return encode_png(pixels, icc=icc)
     im = Image.fromarray(pixels)
     buf = io.BytesIO()
+    extra = {"icc_profile": icc} if icc else {}
     if fmt == "jpg":
         if im.mode == "RGBA":
             im = im.convert("RGB")
-        im.save(buf, "JPEG", quality=quality, optimize=False)
+        im.save(buf, "JPEG", quality=quality, optimize=False, **extra)
     elif fmt == "webp":
-        im.save(buf, "WEBP", quality=quality, method=2)
+        im.save(buf, "WEBP", quality=quality, method=2, **extra)
     else:
         raise ValueError(f"unknown output format {fmt!r}")
     return buf.getvalue()

@@ -75,8 +75,10 @@ def encode_png_rows(
     *,
     executor: Executor | None = None,
     level: int = 1,
+    icc: bytes | None = None,
 ) -> bytes:
-    """Encode a PNG whose pixels are produced strip by strip by ``rows``.
+    """Encode a PNG whose pixels are produced strip by strip by ``rows``; ``icc``: an RGB colour
+    profile to embed (an iCCP chunk; ignored for grey images, which it would not describe).
 
     With an executor the strips are produced, filtered and compressed in parallel (ISA-L and
     numpy release the GIL); a strip is a few MB, so the work stays in the CPU's caches.
@@ -95,13 +97,28 @@ def encode_png_rows(
         adler = _adler_combine(adler, part_adler, length)
     stream = b"".join([b"\x78\x01", *(p[0] for p in parts), struct.pack(">I", adler)])
     header = struct.pack(">IIBBBBB", width, height, 8, _COLOR_TYPES[channels], 0, 0, 0)
+    profile = [] if icc is None or channels < 3 else [_chunk(b"iCCP", _iccp(icc))]
     return b"".join(
-        [_SIGNATURE, _chunk(b"IHDR", header), _chunk(b"IDAT", stream), _chunk(b"IEND", b"")]
+        [
+            _SIGNATURE,
+            _chunk(b"IHDR", header),
+            *profile,
+            _chunk(b"IDAT", stream),
+            _chunk(b"IEND", b""),
+        ]
     )
 
 
+def _iccp(icc: bytes) -> bytes:
+    """An iCCP payload: a profile name, NUL, compression method 0 (zlib), the profile."""
+    return b"ICC profile\0\0" + zlib.compress(icc)
+
+
 def encode_png(
-    pixels: NDArray[np.uint8], executor: Executor | None = None, level: int = 1
+    pixels: NDArray[np.uint8],
+    executor: Executor | None = None,
+    level: int = 1,
+    icc: bytes | None = None,
 ) -> bytes:
     """Encode an HxW, HxWx1..4 uint8 array as an 8-bit PNG (grey, grey+alpha, RGB or RGBA)."""
     if pixels.ndim == 2:
@@ -110,5 +127,5 @@ def encode_png(
         raise ValueError(f"cannot write a PNG from {pixels.dtype}")
     h, w, channels = pixels.shape
     return encode_png_rows(
-        w, h, channels, lambda y0, y1: pixels[y0:y1], executor=executor, level=level
+        w, h, channels, lambda y0, y1: pixels[y0:y1], executor=executor, level=level, icc=icc
     )
