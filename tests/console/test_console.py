@@ -215,6 +215,7 @@ def test_pages_fit_a_phone_have_labelled_fields_and_work_by_keyboard(
         ("/api", "phone-api"),
         ("/playground", "phone-playground"),
         ("/../../users", "phone-users"),
+        ("/../../account", "phone-account"),
     ):
         page.goto(app_url + sub)
         overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
@@ -228,6 +229,40 @@ def test_pages_fit_a_phone_have_labelled_fields_and_work_by_keyboard(
         if name:
             shot(page, name)
     context.close()
+
+
+def test_a_user_changes_their_password_and_their_other_sessions_end(
+    serve: Serve, browser: Browser
+) -> None:
+    email = serve.user(f"{_name('pw')}@example.com")
+    here, there = browser.new_context(), browser.new_context()
+    page, other = here.new_page(), there.new_page()
+    sign_in(page, serve, email)
+    sign_in(other, serve, email)
+    page.get_by_role("link", name=re.compile(re.escape(email))).click()
+    page.wait_for_url("**/console/account")
+
+    def change(current: str, new: str, again: str) -> None:
+        page.get_by_label("Current password").fill(current)
+        page.get_by_label("New password (8 characters or more)").fill(new)
+        page.get_by_label("New password again").fill(again)
+        page.get_by_role("button", name="Change password").click()
+
+    change("not it", "a new password", "a new password")
+    expect(page.get_by_role("alert")).to_contain_text("current password is wrong")
+    change(PASSWORD, "a new password", "another new one")
+    expect(page.get_by_role("alert")).to_contain_text("differ")
+    change(PASSWORD, "a new password", "a new password")
+    expect(page.get_by_role("status")).to_contain_text("password was changed")
+    shot(page, "account")
+
+    page.goto(serve.url + "/console/apps")  # this session goes on
+    expect(page).to_have_url(re.compile(r"/console/apps$"))
+    other.goto(serve.url + "/console/apps")  # the other one has ended
+    expect(other).to_have_url(re.compile(r"/console/login"))
+    sign_in(other, serve, email, "a new password")
+    here.close()
+    there.close()
 
 
 def test_a_wrong_password_is_refused_and_sign_in_attempts_are_throttled(

@@ -5,10 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
+from clearbg.errors import SignInError
 from clearbg.gateway import users
 from clearbg.settings import Settings
 from clearbg.store.db import make_engine, sessions
@@ -86,3 +89,70 @@ def test_users_create_list_and_membership(tmp_path: Path) -> None:
         assert "another password" not in dev.password_hash
     with factory.begin() as db:
         assert users.sign_in(db, "DEV@example.com ", "another password").email == dev.email
+
+
+def test_set_password_replaces_a_forgotten_one_and_ends_every_session(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    admin(data, "users", "create", "dev@example.com", "--password-stdin", stdin="old password\n")
+    settings = Settings().model_copy(
+        update={"server": Settings().server.model_copy(update={"data_dir": data})}
+    )
+    factory = sessions(make_engine(settings.database_url))
+    lifetime = timedelta(hours=1)
+    with factory.begin() as db:
+        token = users.start_session(
+            db, users.sign_in(db, "dev@example.com", "old password"), lifetime
+        )
+
+    done = admin(
+        data, "users", "set-password", "dev@example.com", "--password-stdin", stdin="new password\n"
+    )
+    assert "ended" in done
+    with factory.begin() as db:
+        assert users.session_user(db, token) is None
+        assert users.sign_in(db, "dev@example.com", "new password").email == "dev@example.com"
+        with pytest.raises(SignInError):
+            users.sign_in(db, "dev@example.com", "old password")
+    short = admin(
+        data,
+        "users",
+        "set-password",
+        "dev@example.com",
+        "--password-stdin",
+        stdin="short\n",
+        ok=False,
+    )
+    assert "at least 8" in short
+    assert "no user" in admin(
+        data,
+        "users",
+        "set-password",
+        "x@example.com",
+        "--password-stdin",
+        stdin="long enough\n",
+        ok=False,
+    )
+
+
+def test_changing_ones_own_password_needs_the_current_one_and_keeps_this_session(
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "data"
+    admin(data, "users", "create", "dev@example.com", "--password-stdin", stdin="old password\n")
+    settings = Settings().model_copy(
+        update={"server": Settings().server.model_copy(update={"data_dir": data})}
+    )
+    factory = sessions(make_engine(settings.database_url))
+    lifetime = timedelta(hours=1)
+    with factory.begin() as db:
+        user = users.sign_in(db, "dev@example.com", "old password")
+        here = users.start_session(db, user, lifetime)
+        elsewhere = users.start_session(db, user, lifetime)
+        user_id = user.id
+    with factory.begin() as db, pytest.raises(SignInError):
+        users.change_password(db, user_id, "wrong guess", "new password", here)
+    with factory.begin() as db:
+        users.change_password(db, user_id, "old password", "new password", here)
+    with factory.begin() as db:
+        assert users.session_user(db, here) is not None
+        assert users.session_user(db, elsewhere) is None

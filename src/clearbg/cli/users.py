@@ -13,7 +13,8 @@ __all__ = ["admin"]
 
 @admin.group()
 def users() -> None:
-    """Console users: create (the first admin), list, add to or remove from an application."""
+    """Console users: create (the first admin), set a password, list, add to or remove from an
+    application."""
 
 
 @users.command("create")
@@ -40,6 +41,25 @@ def users_create(
         if application:
             service.add_member(db, keys.find_application(db, application), user)
         click.echo(f"created {role} {user.email}")
+
+
+@users.command("set-password")
+@click.argument("email")
+@click.option(
+    "--password-stdin", is_flag=True, help="Read the password from stdin (else: a prompt)."
+)
+@click.pass_context
+def users_set_password(ctx: click.Context, email: str, password_stdin: bool) -> None:
+    """Set a console user's password (a forgotten one); signs them out everywhere."""
+    from clearbg.gateway import users as service
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    with _db(ctx) as db:
+        service.set_password(db, service.find_user(db, email), password)
+    click.echo(f"the password of {email} is set; their console sessions are ended")
 
 
 @users.command("list")

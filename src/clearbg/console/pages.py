@@ -138,6 +138,31 @@ def logout(ctx: ContextDep, who: ViewerDep, _: FormDep) -> Response:
     return response
 
 
+# the signed-in user's own account --------------------------------------------------------
+
+
+@router.get("/account", response_class=HTMLResponse)
+def account(request: Request, who: ViewerDep) -> Response:
+    return page(request, "account.html", who, "Your account", section="account")
+
+
+@router.post("/account/password", response_class=HTMLResponse)
+def change_password(request: Request, ctx: ContextDep, who: ViewerDep, form: FormDep) -> Response:
+    # guesses at the current password count against the same limit as sign-in guesses
+    ctx.throttle_sign_in("email:" + who.email.lower())
+    new, again = str(form.get("new_password") or ""), str(form.get("new_password_again") or "")
+    try:
+        if new != again:
+            raise InvalidOptionError("new_password", "the two new passwords differ")
+        with ctx.sessions.begin() as db:
+            users.change_password(db, who.id, str(form.get("password") or ""), new, who.token)
+    except (SignInError, InvalidOptionError) as exc:
+        return page(
+            request, "account.html", who, "Your account", 400, section="account", error=exc.message
+        )
+    return redirect("/console/account?done=password_changed")
+
+
 # applications ----------------------------------------------------------------------------
 
 

@@ -36,6 +36,7 @@ NOTICES: Final = {
     "member_removed": "The member was removed.",
     "user_created": "The user was created.",
     "signed_out": "You are signed out.",
+    "password_changed": "Your password was changed; your other sessions are signed out.",
 }
 
 _HEADINGS: Final = {

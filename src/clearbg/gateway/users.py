@@ -19,11 +19,13 @@ from clearbg.store.models import Application, ConsoleSession, Membership, User
 __all__ = [
     "ROLES",
     "add_member",
+    "change_password",
     "create_user",
     "end_session",
     "find_user",
     "remove_member",
     "session_user",
+    "set_password",
     "sign_in",
     "start_session",
     "visible_applications",
@@ -44,11 +46,15 @@ def _email(raw: str) -> str:
     return email
 
 
+def _check_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD:
+        raise InvalidOptionError("password", f"must have at least {MIN_PASSWORD} characters")
+
+
 def create_user(db: Session, email: str, password: str, role: str = "member") -> User:
     if role not in ROLES:
         raise InvalidOptionError("role", f"must be one of {', '.join(ROLES)}")
-    if len(password) < MIN_PASSWORD:
-        raise InvalidOptionError("password", f"must have at least {MIN_PASSWORD} characters")
+    _check_password(password)
     address = _email(email)
     if db.scalar(select(User.id).where(User.email == address)) is not None:
         raise InvalidOptionError("email", f"a user {address} exists")
@@ -78,6 +84,29 @@ def sign_in(db: Session, email: str, password: str) -> User:
         user.password_hash = _hasher.hash(password)
     user.last_login_at = datetime.now(UTC)
     return user
+
+
+def set_password(db: Session, user: User, password: str, keep_token: str | None = None) -> None:
+    """A new password for ``user``; every console session of theirs ends except ``keep_token``
+    (the one that made the change), so a stolen session or an old password stops working."""
+    _check_password(password)
+    user.password_hash = _hasher.hash(password)
+    ended = delete(ConsoleSession).where(ConsoleSession.user_id == user.id)
+    if keep_token is not None:
+        ended = ended.where(ConsoleSession.token_hash != _token_hash(keep_token))
+    db.execute(ended)
+
+
+def change_password(db: Session, user_id: int, current: str, new: str, token: str) -> None:
+    """The signed-in user's own change: the current password first (SignInError if wrong)."""
+    user = db.get(User, user_id)
+    if user is None:
+        raise NotFoundError("no such user")
+    try:
+        _hasher.verify(user.password_hash, current)
+    except (VerificationError, InvalidHashError):
+        raise SignInError("the current password is wrong") from None
+    set_password(db, user, new, keep_token=token)
 
 
 def _token_hash(token: str) -> str:
