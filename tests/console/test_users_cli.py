@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
 
 from clearbg.errors import SignInError
 from clearbg.gateway import users
@@ -29,6 +30,14 @@ def admin(data: Path, *args: str, stdin: str = "", ok: bool = True) -> str:
     )
     assert (out.returncode == 0) is ok, out.stdout + out.stderr
     return out.stdout + out.stderr
+
+
+def _sessions(data: Path) -> sessionmaker[Session]:
+    """Database sessions on the data folder's SQLite file, as `clearbg admin` opens it."""
+    settings = Settings().model_copy(
+        update={"server": Settings().server.model_copy(update={"data_dir": data})}
+    )
+    return sessions(make_engine(settings.database_url))
 
 
 def test_users_create_list_and_membership(tmp_path: Path) -> None:
@@ -78,10 +87,7 @@ def test_users_create_list_and_membership(tmp_path: Path) -> None:
     )
 
     admin(data, "users", "remove-member", "dev@example.com", "shop")
-    settings = Settings().model_copy(
-        update={"server": Settings().server.model_copy(update={"data_dir": data})}
-    )
-    factory = sessions(make_engine(settings.database_url))
+    factory = _sessions(data)
     with factory() as db:
         dev = db.scalar(select(User).where(User.email == "dev@example.com"))
         assert dev is not None and users.visible_applications(db, dev.id, dev.role) == []
@@ -94,10 +100,7 @@ def test_users_create_list_and_membership(tmp_path: Path) -> None:
 def test_set_password_replaces_a_forgotten_one_and_ends_every_session(tmp_path: Path) -> None:
     data = tmp_path / "data"
     admin(data, "users", "create", "dev@example.com", "--password-stdin", stdin="old password\n")
-    settings = Settings().model_copy(
-        update={"server": Settings().server.model_copy(update={"data_dir": data})}
-    )
-    factory = sessions(make_engine(settings.database_url))
+    factory = _sessions(data)
     lifetime = timedelta(hours=1)
     with factory.begin() as db:
         token = users.start_session(
@@ -139,10 +142,7 @@ def test_changing_ones_own_password_needs_the_current_one_and_keeps_this_session
 ) -> None:
     data = tmp_path / "data"
     admin(data, "users", "create", "dev@example.com", "--password-stdin", stdin="old password\n")
-    settings = Settings().model_copy(
-        update={"server": Settings().server.model_copy(update={"data_dir": data})}
-    )
-    factory = sessions(make_engine(settings.database_url))
+    factory = _sessions(data)
     lifetime = timedelta(hours=1)
     with factory.begin() as db:
         user = users.sign_in(db, "dev@example.com", "old password")
