@@ -7,22 +7,15 @@ import pytest
 from numpy.typing import NDArray
 
 from clearbg.engine.matting import MattingLaplacian, matte_alpha, solve_matte, trimap
+from tests.engine.synthetic import soft_step, two_colours
 
 
-def _two_colours(h: int = 60, w: int = 60, edge: int = 30) -> NDArray[np.uint8]:
-    """Red on the left of column ``edge``, blue on the right, a little noise on both."""
-    rgb = np.zeros((h, w, 3), np.uint8)
-    rgb[:, :edge] = (220, 30, 30)
-    rgb[:, edge:] = (30, 30, 220)
-    noise = np.random.default_rng(0).integers(-6, 7, rgb.shape)
-    return np.clip(rgb.astype(np.int16) + noise, 0, 255).astype(np.uint8)
+def _two_colours() -> NDArray[np.uint8]:
+    return two_colours(60, 60, 30, noise=6)
 
 
-def _ramp(
-    h: int = 60, w: int = 60, centre: float = 30.0, width: float = 10.0
-) -> NDArray[np.float32]:
-    x = np.arange(w, dtype=np.float32) + 0.5
-    return np.tile(np.clip((centre - x) / width + 0.5, 0, 1).astype(np.float32), (h, 1))
+def _ramp() -> NDArray[np.float32]:
+    return soft_step(60, 60, 30.0, 10.0, offset=0.5)
 
 
 def test_the_laplacian_is_symmetric_and_positive_semidefinite() -> None:
@@ -80,7 +73,7 @@ def test_matte_alpha_on_a_reduced_grid_is_brought_back_to_full_size() -> None:
 def test_away_from_the_edge_a_binary_mask_is_kept() -> None:
     coarse = np.zeros((40, 40), np.float32)
     coarse[:, :20] = 1
-    out = matte_alpha(_two_colours(40, 40, 20), coarse)
+    out = matte_alpha(two_colours(40, 40, 20, noise=6), coarse)
     assert (out[:, :14] == 1).all() and (out[:, 26:] == 0).all()
 
 

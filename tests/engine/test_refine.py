@@ -12,22 +12,15 @@ from clearbg.engine.refine import (
     refine_alpha,
     uncertain_band,
 )
+from tests.engine.synthetic import soft_step, two_colours
 
 
-def _two_colours(h: int = 100, w: int = 100, edge: int = 50) -> NDArray[np.uint8]:
-    """Red on the left of column ``edge``, blue on the right."""
-    rgb = np.zeros((h, w, 3), np.uint8)
-    rgb[:, :edge] = (220, 30, 30)
-    rgb[:, edge:] = (30, 30, 220)
-    return rgb
+def _two_colours() -> NDArray[np.uint8]:
+    return two_colours(100, 100, 50)
 
 
-def _blurred_step(
-    h: int = 100, w: int = 100, centre: float = 50.0, width: float = 6.0
-) -> NDArray[np.float32]:
-    x = np.arange(w, dtype=np.float32)
-    ramp = np.clip((centre - x) / width + 0.5, 0, 1).astype(np.float32)
-    return np.tile(ramp, (h, 1))
+def _blurred_step() -> NDArray[np.float32]:
+    return soft_step(100, 100, 50.0, 6.0)
 
 
 def test_refined_alpha_snaps_a_blurred_mask_to_the_photos_edge() -> None:

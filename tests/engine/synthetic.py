@@ -1,0 +1,27 @@
+"""Tiny synthetic photos and masks for the refinement and matting tests."""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+
+def two_colours(h: int, w: int, edge: int, noise: int = 0) -> NDArray[np.uint8]:
+    """Red on the left of column ``edge``, blue on the right; ``noise``: +-that much on each
+    channel (seeded), so a filter cannot lean on flat colour."""
+    rgb = np.zeros((h, w, 3), np.uint8)
+    rgb[:, :edge] = (220, 30, 30)
+    rgb[:, edge:] = (30, 30, 220)
+    if not noise:
+        return rgb
+    jitter = np.random.default_rng(0).integers(-noise, noise + 1, rgb.shape)
+    return np.clip(rgb.astype(np.int16) + jitter, 0, 255).astype(np.uint8)
+
+
+def soft_step(
+    h: int, w: int, centre: float, width: float, offset: float = 0.0
+) -> NDArray[np.float32]:
+    """A mask going from 1 to 0 over ``width`` columns around ``centre`` (a blurred model mask);
+    ``offset`` shifts where each column is sampled (0.5: at pixel centres)."""
+    x = np.arange(w, dtype=np.float32) + offset
+    return np.tile(np.clip((centre - x) / width + 0.5, 0, 1).astype(np.float32), (h, 1))
