@@ -73,7 +73,8 @@ class JobsSettings(BaseModel):
         default=0,
         ge=0,
         description="photos of a job processed at once, one model thread each (a second "
-        "session of the model, about 0.5 GB for u2net); 0: one per core up to 4; 1: one at a time",
+        "session of the model: its weights, +180 MB for u2net); 0: one per core up to 4; "
+        "1: one at a time",
     )
 
 
