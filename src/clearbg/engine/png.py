@@ -85,7 +85,14 @@ def encode_png_rows(
     """
     if channels not in _COLOR_TYPES:
         raise ValueError(f"cannot write a PNG with {channels} channels")
-    step = max(1, _STRIP_BYTES // max(1, width * channels))
+    # equal strips, an even number of them for the pool's two threads: unequal ones left one
+    # thread idle (1.5 MP RGBA: strips of 1062 and 419 rows took 10 ms, two of 741 took 6).
+    # The count does not depend on the executor, so the file does not either.
+    size = height * width * channels
+    count = -(-size // _STRIP_BYTES)
+    if size >= _STRIP_BYTES // 4 and height > 1:
+        count += count % 2
+    step = -(-height // min(count, height))
     starts = list(range(0, height, step))
     args = [(rows, y, min(y + step, height), y == starts[-1], level) for y in starts]
     if executor is None or len(args) == 1:
