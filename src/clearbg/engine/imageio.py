@@ -13,6 +13,7 @@ import functools
 import io
 import struct
 import warnings
+from concurrent.futures import Executor
 from dataclasses import dataclass
 
 import cv2
@@ -20,6 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from clearbg.engine.pngread import read_png
 from clearbg.errors import (
     CorruptImageError,
     EmptyImageError,
@@ -272,12 +274,15 @@ def _decode_png(data: bytes) -> NDArray[np.uint8] | None:
         return None  # let Pillow decode it, or raise its precise error
 
 
-def decode(p: Probe) -> Pixels:
-    """All the pixels, oriented, as 8-bit RGB plus alpha."""
+def decode(p: Probe, pool: Executor | None = None) -> Pixels:
+    """All the pixels, oriented, as 8-bit RGB plus alpha. ``pool``: a thread that inflates a
+    PNG ahead of the one unfiltering it (``read_png``)."""
     a: NDArray[np.uint8] | None = None
     # libspng ignores tRNS (palette or colour-key transparency): Pillow decodes those
     if p.format == "PNG" and not p.transparency and p.mode in _SPNG_MODES:
-        a = _decode_png(p.data)
+        a = read_png(p.data, pool)
+        if a is None:  # not 8-bit, interlaced, a palette or damaged: libspng's own path
+            a = _decode_png(p.data)
     if a is None:
         im = _open(p.data)
         if p.format in ("GIF", "WEBP", "TIFF", "MPO"):

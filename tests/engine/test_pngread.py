@@ -1,0 +1,158 @@
+"""The fast PNG reader: the very pixels libspng and Pillow decode, band by band; None for what
+it does not read, so the usual decoders report the error."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pyspng
+import pytest
+from numpy.typing import NDArray
+from PIL import Image
+
+from clearbg.engine import imageio, pngread
+from clearbg.engine.pngread import read_png
+from tests.conftest import PHOTOS
+
+MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
+
+
+def _photo(width: int, height: int, channels: int) -> NDArray[np.uint8]:
+    """A real photo tiled to the size, with noise, so Pillow's encoder picks every filter."""
+    photo = np.asarray(Image.open(PHOTOS / "animal-1.jpg").convert("RGBA"))
+    reps = (-(-height // photo.shape[0]), -(-width // photo.shape[1]), 1)
+    tiled = np.tile(photo, reps)[:height, :width, :channels]
+    noise = np.random.default_rng(width).integers(0, 3, tiled.shape, dtype=np.uint8)
+    return np.ascontiguousarray(tiled ^ noise)
+
+
+def _png(pixels: NDArray[np.uint8], **params: int | bool) -> bytes:
+    im = Image.fromarray(
+        pixels[:, :, 0] if pixels.shape[2] == 1 else pixels, MODES[pixels.shape[2]]
+    )
+    buf = io.BytesIO()
+    im.save(buf, "PNG", **params)
+    return buf.getvalue()
+
+
+def _filters(data: bytes, row_bytes: int) -> set[int]:
+    idat = b"".join(body for kind, body in _chunks(data) if kind == b"IDAT")
+    raw = zlib.decompress(idat)
+    return {raw[i] for i in range(0, len(raw), row_bytes)}
+
+
+def _chunks(data: bytes) -> Iterator[tuple[bytes, bytes]]:
+    pos = 8
+    while pos < len(data):
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        yield data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + length]
+        pos += 12 + length
+
+
+def _rechunk(data: bytes, kind: bytes, body: bytes) -> bytes:
+    """The PNG with the first chunk of ``kind`` replaced by ``body`` (a correct CRC)."""
+    out = [data[:8]]
+    done = False
+    for k, old in _chunks(data):
+        new = body if k == kind and not done else old
+        done = done or k == kind
+        out.append(struct.pack(">I", len(new)) + k + new + struct.pack(">I", zlib.crc32(k + new)))
+    return b"".join(out)
+
+
+@pytest.fixture
+def pool() -> Iterator[ThreadPoolExecutor]:
+    with ThreadPoolExecutor(2) as p:
+        yield p
+
+
+@pytest.mark.parametrize("channels", [1, 2, 3, 4])
+@pytest.mark.parametrize("band_bytes", [1, 5000, 2 << 20])
+def test_every_colour_type_in_bands_gives_the_pixels_written(
+    channels: int, band_bytes: int, pool: ThreadPoolExecutor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # band_bytes 1: a band of one row each; 5000: bands of a few rows; 2 MB: one band
+    monkeypatch.setattr(pngread, "_BAND_BYTES", band_bytes)
+    pixels = _photo(333, 121, channels)
+    data = _png(pixels, optimize=True)
+    assert _filters(data, 333 * channels + 1) >= {1, 2, 4}  # Sub, Up and Paeth rows to undo
+    for executor in (pool, None):
+        got = read_png(data, executor)
+        assert got is not None
+        np.testing.assert_array_equal(got, pixels)
+
+
+def test_a_photo_png_and_many_idat_chunks(pool: ThreadPoolExecutor) -> None:
+    data = (PHOTOS / "plants-1.jpg").read_bytes()  # a 1.5 MP RGBA PNG in 8 KB IDAT chunks
+    assert sum(kind == b"IDAT" for kind, _ in _chunks(data)) > 100
+    got = read_png(data, pool)
+    assert got is not None
+    np.testing.assert_array_equal(got, pyspng.load(data))
+
+
+@pytest.mark.parametrize(
+    "size",
+    [(1, 1), (1, 300), (300, 1), (17, 3)],
+)
+def test_tiny_and_thin_images(size: tuple[int, int], pool: ThreadPoolExecutor) -> None:
+    pixels = _photo(*size, 3)
+    got = read_png(_png(pixels), pool)
+    assert got is not None
+    np.testing.assert_array_equal(got, pixels)
+
+
+def test_what_it_does_not_read_gives_none(pool: ThreadPoolExecutor) -> None:
+    pixels = _photo(40, 30, 3)
+    data = _png(pixels)
+    ihdr = next(body for kind, body in _chunks(data) if kind == b"IHDR")
+    interlaced = _rechunk(data, b"IHDR", ihdr[:12] + b"\x01")
+    assert read_png(interlaced, pool) is None
+    palette = io.BytesIO()
+    Image.fromarray(pixels).quantize(16).save(palette, "PNG")
+    assert read_png(palette.getvalue(), pool) is None
+    sixteen = io.BytesIO()
+    Image.fromarray(pixels[:, :, 0].astype(np.uint16) * 257).save(sixteen, "PNG")
+    assert read_png(sixteen.getvalue(), pool) is None
+    assert read_png(b"not a png at all", pool) is None
+
+
+def test_damage_gives_none_never_a_crash(pool: ThreadPoolExecutor) -> None:
+    pixels = _photo(200, 150, 4)
+    data = _png(pixels)
+    idat = next(body for kind, body in _chunks(data) if kind == b"IDAT")
+    # a flipped byte: the chunk's CRC no longer matches
+    at = data.index(b"IDAT") + 4 + len(idat) // 2
+    flipped = data[:at] + bytes([data[at] ^ 0xFF]) + data[at + 1 :]
+    assert read_png(flipped, pool) is None
+    # the same damage with a correct CRC: the inflater or the Adler-32 catches it
+    bad = bytearray(idat)
+    bad[len(bad) // 2] ^= 0xFF
+    assert read_png(_rechunk(data, b"IDAT", bytes(bad)), pool) is None
+    # rows that are too short, and a filter type that does not exist
+    raw = zlib.decompress(idat)
+    assert read_png(_rechunk(data, b"IDAT", zlib.compress(raw[:-7])), pool) is None
+    wrong = bytearray(raw)
+    wrong[(200 * 4 + 1) * 5] = 9
+    assert read_png(_rechunk(data, b"IDAT", zlib.compress(bytes(wrong))), pool) is None
+    # cut short
+    for end in (len(data) // 2, len(data) - 20):
+        assert read_png(data[:end], pool) is None
+    # the usual decoder still names the damage
+    with pytest.raises(imageio.TruncatedImageError):
+        imageio.decode(imageio.probe(data[: len(data) // 2], 100), pool)
+
+
+def test_decode_uses_it_and_agrees_with_pillow(pool: ThreadPoolExecutor) -> None:
+    for channels in (1, 2, 3, 4):
+        pixels = _photo(64, 48, channels)
+        pixels[0, 0, -1] = 0 if channels in (2, 4) else pixels[0, 0, -1]  # real transparency
+        data = _png(pixels, optimize=True)
+        fast = imageio.decode(imageio.probe(data, 100), pool)
+        with Image.open(io.BytesIO(data)) as im:
+            slow = imageio._split(np.asarray(im))
+        np.testing.assert_array_equal(fast.data, slow.data)
