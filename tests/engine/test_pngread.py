@@ -156,3 +156,13 @@ def test_decode_uses_it_and_agrees_with_pillow(pool: ThreadPoolExecutor) -> None
         with Image.open(io.BytesIO(data)) as im:
             slow = imageio._split(np.asarray(im))
         np.testing.assert_array_equal(fast.data, slow.data)
+
+
+def test_a_large_image_is_decoded_into_plain_pages_the_same(
+    pool: ThreadPoolExecutor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pngread, "_PLAIN_PAGES", 0)  # what a 24 MP photo gets
+    pixels = _photo(300, 200, 4)
+    got = read_png(_png(pixels, optimize=True), pool)
+    assert got is not None and got.flags.writeable
+    np.testing.assert_array_equal(got, pixels)
