@@ -1,9 +1,13 @@
-"""Tiny synthetic photos and masks for the refinement and matting tests."""
+"""Synthetic photos and masks for the engine tests: tiny ones for refinement and matting, and
+a real photo tiled to any size for the PNG writer and reader."""
 
 from __future__ import annotations
 
 import numpy as np
 from numpy.typing import NDArray
+from PIL import Image
+
+from tests.conftest import PHOTOS
 
 
 def two_colours(h: int, w: int, edge: int, noise: int = 0) -> NDArray[np.uint8]:
@@ -25,3 +29,13 @@ def soft_step(
     ``offset`` shifts where each column is sampled (0.5: at pixel centres)."""
     x = np.arange(w, dtype=np.float32) + offset
     return np.tile(np.clip((centre - x) / width + 0.5, 0, 1).astype(np.float32), (h, 1))
+
+
+def tiled_photo(width: int, height: int, channels: int, seed: int = 0) -> NDArray[np.uint8]:
+    """A real photo (car-1) tiled to the size, its first ``channels`` of RGBA, with noise in the
+    low bits (seeded), so no row repeats and a PNG encoder's adaptive filters use every type."""
+    photo = np.asarray(Image.open(PHOTOS / "car-1.jpg").convert("RGBA"))
+    reps = (-(-height // photo.shape[0]), -(-width // photo.shape[1]), 1)
+    tiled = np.tile(photo, reps)[:height, :width, :channels]
+    noise = np.random.default_rng(seed).integers(0, 4, tiled.shape, dtype=np.uint8)
+    return np.ascontiguousarray(tiled ^ noise)

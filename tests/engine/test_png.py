@@ -13,18 +13,13 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from clearbg.engine.png import encode_png, encode_png_rows
-from tests.conftest import PHOTOS
+from tests.engine.synthetic import tiled_photo
 
 MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
 
 
 def _pixels(width: int, height: int, channels: int) -> NDArray[np.uint8]:
-    """A real photo (tiled to the size) with noise in the low bits, so no row repeats."""
-    photo = np.asarray(Image.open(PHOTOS / "car-1.jpg").convert("RGBA"))
-    reps = (-(-height // photo.shape[0]), -(-width // photo.shape[1]), 1)
-    tiled = np.tile(photo, reps)[:height, :width, :channels]
-    noise = np.random.default_rng(channels).integers(0, 4, tiled.shape, dtype=np.uint8)
-    return np.ascontiguousarray(tiled ^ noise)
+    return tiled_photo(width, height, channels, seed=channels)
 
 
 def _decode(data: bytes) -> tuple[Image.Image, NDArray[np.uint8]]:
