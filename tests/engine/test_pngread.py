@@ -153,6 +153,13 @@ def test_damage_gives_none_never_a_crash(pool: ThreadPoolExecutor) -> None:
     wrong = bytearray(raw)
     wrong[(200 * 4 + 1) * 5] = 9
     assert read_png(_rechunk(data, b"IDAT", zlib.compress(bytes(wrong))), pool) is None
+    # a header that claims more rows than the file could hold, or whose CRC is wrong: refused
+    # before anything is allocated
+    ihdr = next(body for kind, body in _chunks(data) if kind == b"IHDR")
+    huge = struct.pack(">II", 60000, 60000) + ihdr[8:]
+    assert read_png(_rechunk(data, b"IHDR", huge), pool) is None
+    at = data.index(b"IHDR") + 5
+    assert read_png(data[:at] + bytes([data[at] ^ 1]) + data[at + 1 :], pool) is None
     # cut short
     for end in (len(data) // 2, len(data) - 20):
         assert read_png(data[:end], pool) is None

@@ -91,13 +91,12 @@ class _Header:
             kind, body = data[pos + 4 : pos + 8], pos + 8
             if body + length + 4 > len(data):
                 return None
+            (crc,) = struct.unpack_from(">I", data, body + length)
+            if kind in (b"IHDR", b"IDAT") and isal_zlib.crc32(view[pos + 4 : body + length]) != crc:
+                return None  # the CRC covers the chunk's type and data
             if kind == b"IHDR" and length == 13:
                 fields = struct.unpack_from(">IIBBBBB", data, body)
             elif kind == b"IDAT":
-                chunk = view[body - 4 : body + length]  # type and data: what the CRC covers
-                (crc,) = struct.unpack_from(">I", data, body + length)
-                if isal_zlib.crc32(chunk) != crc:
-                    return None
                 idat.append(view[body : body + length])
             elif kind == b"IEND":
                 break
@@ -109,7 +108,12 @@ class _Header:
             return None
         if width == 0 or height == 0:
             return None
-        return cls(width, height, colour, idat)
+        header = cls(width, height, colour, idat)
+        # deflate expands at most 1032 times: rows a file this size cannot hold mean damage
+        # (the caller's pixel limit, checked first, is what bounds the memory asked for)
+        if height * header.row_bytes > 1032 * sum(len(c) for c in idat) + 1024:
+            return None
+        return header
 
 
 class _Inflater:
