@@ -187,3 +187,15 @@ def test_a_large_image_is_decoded_into_plain_pages_the_same(
     got = read_png(_png(pixels, optimize=True), pool)
     assert got is not None and got.flags.writeable
     np.testing.assert_array_equal(got, pixels)
+
+
+def test_without_libspngs_api_the_usual_decoders_read_it(
+    pool: ThreadPoolExecutor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pyspng whose extension no longer exports libspng 0.7's API: nothing is called
+    through ctypes, and the photo decodes as before."""
+    monkeypatch.setattr(pngread, "_libspng", lambda: None)
+    pixels = _photo(64, 48, 3)
+    data = _png(pixels)
+    assert read_png(data, pool) is None
+    np.testing.assert_array_equal(imageio.decode(imageio.probe(data, 100), pool).data, pixels)

@@ -37,6 +37,7 @@ __all__ = ["read_png"]
 _SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _IEND = b"\0\0\0\0IEND\xaeB`\x82"
 _CHANNELS = {0: 1, 2: 3, 4: 2, 6: 4}  # PNG colour type -> channels
+_SPNG_VERSION = b"0.7."  # the API (and the constants here) of libspng 0.7
 _SPNG_FMT_PNG = 256  # samples as the PNG stores them (8-bit here: no byte order to mind)
 _SPNG_CTX_IGNORE_ADLER32 = 1  # our stored blocks carry no checksum: ISA-L checked the real one
 _SPNG_CRC_USE = 2  # our own chunks carry none either: the photo's were checked on the way in
@@ -48,11 +49,15 @@ _PLAIN_PAGES = 32 << 20  # output arrays this large are mapped without huge page
 
 @functools.cache
 def _libspng() -> Any:
-    """libspng's C API from pyspng's extension module, or None when it does not export it."""
+    """libspng's C API from pyspng's extension module, or None when it does not export it or
+    is not the libspng whose API is declared here (0.7.x)."""
     try:
         from pyspng import _pyspng_c
 
         lib = ctypes.CDLL(_pyspng_c.__file__)
+        lib.spng_version_string.restype = ctypes.c_char_p
+        if not lib.spng_version_string().startswith(_SPNG_VERSION):
+            return None
         lib.spng_ctx_new.restype = ctypes.c_void_p
         lib.spng_ctx_new.argtypes = [ctypes.c_int]
         lib.spng_ctx_free.argtypes = [ctypes.c_void_p]
