@@ -3,6 +3,10 @@ a real photo tiled to any size for the PNG writer and reader."""
 
 from __future__ import annotations
 
+import struct
+import zlib
+from collections.abc import Iterator
+
 import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
@@ -39,3 +43,15 @@ def tiled_photo(width: int, height: int, channels: int, seed: int = 0) -> NDArra
     tiled = np.tile(photo, reps)[:height, :width, :channels]
     noise = np.random.default_rng(seed).integers(0, 4, tiled.shape, dtype=np.uint8)
     return np.ascontiguousarray(tiled ^ noise)
+
+
+def png_chunks(data: bytes) -> Iterator[tuple[bytes, bytes]]:
+    """A PNG's chunks as (type, data), read one by one; every CRC is checked on the way."""
+    pos = 8
+    while pos < len(data):
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        kind, body = data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + length]
+        (crc,) = struct.unpack(">I", data[pos + 8 + length : pos + 12 + length])
+        assert zlib.crc32(kind + body) == crc, kind
+        yield kind, body
+        pos += 12 + length

@@ -13,7 +13,7 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from clearbg.engine.png import encode_png, encode_png_rows
-from tests.engine.synthetic import tiled_photo
+from tests.engine.synthetic import png_chunks, tiled_photo
 
 MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
 
@@ -29,17 +29,8 @@ def _decode(data: bytes) -> tuple[Image.Image, NDArray[np.uint8]]:
 
 
 def _idat(data: bytes) -> bytes:
-    """The concatenated IDAT payloads, read chunk by chunk (checks every CRC on the way)."""
-    pos, out = 8, b""
-    while pos < len(data):
-        (length,) = struct.unpack(">I", data[pos : pos + 4])
-        kind, body = data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + length]
-        (crc,) = struct.unpack(">I", data[pos + 8 + length : pos + 12 + length])
-        assert zlib.crc32(kind + body) == crc, kind
-        if kind == b"IDAT":
-            out += body
-        pos += 12 + length
-    return out
+    """The concatenated IDAT payloads (every chunk's CRC checked on the way)."""
+    return b"".join(body for kind, body in png_chunks(data) if kind == b"IDAT")
 
 
 @pytest.mark.parametrize("channels", [1, 2, 3, 4])

@@ -16,9 +16,10 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from clearbg.engine import imageio, pngread
+from clearbg.engine.png import _COLOR_TYPES, _SIGNATURE, _chunk
 from clearbg.engine.pngread import read_png
 from tests.conftest import PHOTOS
-from tests.engine.synthetic import tiled_photo
+from tests.engine.synthetic import png_chunks, tiled_photo
 
 MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
 
@@ -52,29 +53,19 @@ def _every_filter(pixels: NDArray[np.uint8]) -> bytes:
         kind = y % 5
         predicted = [0, left, up, (left + up) // 2, paeth][kind]
         rows.append(bytes([kind]) + ((x[y] - predicted) % 256).astype(np.uint8).tobytes())
-    ihdr = struct.pack(">IIBBBBB", w, h, 8, {1: 0, 2: 4, 3: 2, 4: 6}[c], 0, 0, 0)
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, _COLOR_TYPES[c], 0, 0, 0)
     body = [(b"IHDR", ihdr), (b"IDAT", zlib.compress(b"".join(rows))), (b"IEND", b"")]
-    return b"\x89PNG\r\n\x1a\n" + b"".join(
-        struct.pack(">I", len(d)) + k + d + struct.pack(">I", zlib.crc32(k + d)) for k, d in body
-    )
-
-
-def _chunks(data: bytes) -> Iterator[tuple[bytes, bytes]]:
-    pos = 8
-    while pos < len(data):
-        (length,) = struct.unpack(">I", data[pos : pos + 4])
-        yield data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + length]
-        pos += 12 + length
+    return _SIGNATURE + b"".join(_chunk(kind, data) for kind, data in body)
 
 
 def _rechunk(data: bytes, kind: bytes, body: bytes) -> bytes:
     """The PNG with the first chunk of ``kind`` replaced by ``body`` (a correct CRC)."""
     out = [data[:8]]
     done = False
-    for k, old in _chunks(data):
+    for k, old in png_chunks(data):
         new = body if k == kind and not done else old
         done = done or k == kind
-        out.append(struct.pack(">I", len(new)) + k + new + struct.pack(">I", zlib.crc32(k + new)))
+        out.append(_chunk(k, new))
     return b"".join(out)
 
 
@@ -103,7 +94,7 @@ def test_every_colour_type_in_bands_gives_the_pixels_written(
 
 def test_a_photo_png_and_many_idat_chunks(pool: ThreadPoolExecutor) -> None:
     data = (PHOTOS / "plants-1.jpg").read_bytes()  # a 1.5 MP RGBA PNG in 8 KB IDAT chunks
-    assert sum(kind == b"IDAT" for kind, _ in _chunks(data)) > 100
+    assert sum(kind == b"IDAT" for kind, _ in png_chunks(data)) > 100
     got = read_png(data, pool)
     assert got is not None
     np.testing.assert_array_equal(got, pyspng.load(data))
@@ -123,7 +114,7 @@ def test_tiny_and_thin_images(size: tuple[int, int], pool: ThreadPoolExecutor) -
 def test_what_it_does_not_read_gives_none(pool: ThreadPoolExecutor) -> None:
     pixels = _photo(40, 30, 3)
     data = _png(pixels)
-    ihdr = next(body for kind, body in _chunks(data) if kind == b"IHDR")
+    ihdr = next(body for kind, body in png_chunks(data) if kind == b"IHDR")
     interlaced = _rechunk(data, b"IHDR", ihdr[:12] + b"\x01")
     assert read_png(interlaced, pool) is None
     palette = io.BytesIO()
@@ -138,7 +129,7 @@ def test_what_it_does_not_read_gives_none(pool: ThreadPoolExecutor) -> None:
 def test_damage_gives_none_never_a_crash(pool: ThreadPoolExecutor) -> None:
     pixels = _photo(200, 150, 4)
     data = _every_filter(pixels)  # one IDAT chunk
-    idat = next(body for kind, body in _chunks(data) if kind == b"IDAT")
+    idat = next(body for kind, body in png_chunks(data) if kind == b"IDAT")
     # a flipped byte: the chunk's CRC no longer matches
     at = data.index(b"IDAT") + 4 + len(idat) // 2
     flipped = data[:at] + bytes([data[at] ^ 0xFF]) + data[at + 1 :]
@@ -155,7 +146,7 @@ def test_damage_gives_none_never_a_crash(pool: ThreadPoolExecutor) -> None:
     assert read_png(_rechunk(data, b"IDAT", zlib.compress(bytes(wrong))), pool) is None
     # a header that claims more rows than the file could hold, or whose CRC is wrong: refused
     # before anything is allocated
-    ihdr = next(body for kind, body in _chunks(data) if kind == b"IHDR")
+    ihdr = next(body for kind, body in png_chunks(data) if kind == b"IHDR")
     huge = struct.pack(">II", 60000, 60000) + ihdr[8:]
     assert read_png(_rechunk(data, b"IHDR", huge), pool) is None
     at = data.index(b"IHDR") + 5
@@ -168,15 +159,27 @@ def test_damage_gives_none_never_a_crash(pool: ThreadPoolExecutor) -> None:
         imageio.decode(imageio.probe(data[: len(data) // 2], 100), pool)
 
 
-def test_decode_uses_it_and_agrees_with_pillow(pool: ThreadPoolExecutor) -> None:
+def test_decode_reads_pngs_with_it_and_agrees_with_pillow(
+    pool: ThreadPoolExecutor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    read: list[bool] = []
+
+    def spy(data: bytes, executor: object = None) -> NDArray[np.uint8] | None:
+        got = read_png(data, pool)
+        read.append(got is not None)
+        return got
+
+    monkeypatch.setattr(imageio, "read_png", spy)
     for channels in (1, 2, 3, 4):
         pixels = _photo(64, 48, channels)
-        pixels[0, 0, -1] = 0 if channels in (2, 4) else pixels[0, 0, -1]  # real transparency
+        if channels in (2, 4):
+            pixels[0, 0, -1] = 0  # real transparency, kept as alpha
         data = _png(pixels, optimize=True)
         fast = imageio.decode(imageio.probe(data, 100), pool)
         with Image.open(io.BytesIO(data)) as im:
             slow = imageio._split(np.asarray(im))
         np.testing.assert_array_equal(fast.data, slow.data)
+    assert read == [True] * 4  # the reader decoded every one, not the fallback
 
 
 def test_a_large_image_is_decoded_into_plain_pages_the_same(

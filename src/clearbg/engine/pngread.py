@@ -32,11 +32,13 @@ import numpy as np
 from isal import isal_zlib
 from numpy.typing import NDArray
 
+from clearbg.engine.png import _COLOR_TYPES, _SIGNATURE, _chunk
+
 __all__ = ["read_png"]
 
-_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-_IEND = b"\0\0\0\0IEND\xaeB`\x82"
-_CHANNELS = {0: 1, 2: 3, 4: 2, 6: 4}  # PNG colour type -> channels
+# the writer's table read the other way: PNG colour type -> channels
+_CHANNELS = {kind: channels for channels, kind in _COLOR_TYPES.items()}
+_IEND = _chunk(b"IEND", b"")
 _SPNG_VERSION = b"0.7."  # the API (and the constants here) of libspng 0.7
 _SPNG_FMT_PNG = 256  # samples as the PNG stores them (8-bit here: no byte order to mind)
 _SPNG_CTX_IGNORE_ADLER32 = 1  # our stored blocks carry no checksum: ISA-L checked the real one
@@ -167,7 +169,7 @@ def _stored_png(header: _Header, rows: int, pieces: Sequence[bytes | memoryview]
     blocks = -(-total // _STORED_MAX)
     idat_len = 2 + 5 * blocks + total + 4
     out = bytearray(8 + 25 + 8 + idat_len + 4 + 12)
-    head = b"".join([_SIGNATURE, b"\0\0\0\x0dIHDR", ihdr, b"\0\0\0\0", struct.pack(">I", idat_len)])
+    head = b"".join([_SIGNATURE, _chunk(b"IHDR", ihdr), struct.pack(">I", idat_len)])
     out[: len(head) + 6] = head + b"IDAT\x78\x01"
     at = len(head) + 6
     done = 0
@@ -185,7 +187,7 @@ def _stored_png(header: _Header, rows: int, pieces: Sequence[bytes | memoryview]
             if offset == len(flat[index]):
                 index, offset = index + 1, 0
         done += size
-    out[at + 8 :] = _IEND  # after the (ignored) Adler-32 and CRC fields
+    out[at + 8 :] = _IEND  # after the IDAT's Adler-32 and CRC, left 0: libspng ignores them
     return out
 
 
