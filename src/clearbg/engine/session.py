@@ -112,19 +112,19 @@ class ModelSession:
     def prepare(self, rgb: NDArray[np.uint8]) -> NDArray[np.float32]:
         """HxWx3 uint8 at the model's input size -> 1x3xHxW float32, normalised.
 
-        The arithmetic is done once per possible value (a 256 x 3 table, in the same float32
+        The arithmetic is done once per possible value (a 3 x 256 table, in the same float32
         steps as on the whole image, so the very same numbers) and each plane is looked up:
         twice as fast as computing on every pixel and transposing (isnet: 14.5 -> 5.5 ms)."""
         fam = self.family
         peak = float(rgb.max()) if fam.divide_by_max else 255.0
-        table = np.repeat(np.arange(256, dtype=np.float32)[:, None], 3, axis=1)
+        table = np.repeat(np.arange(256, dtype=np.float32)[None], 3, axis=0)  # a row a channel
         table *= 1.0 / max(peak, 1e-6)
-        table -= np.asarray(fam.mean, dtype=np.float32)
-        table *= np.asarray([1.0 / s for s in fam.std], dtype=np.float32)
+        table -= np.asarray(fam.mean, dtype=np.float32)[:, None]
+        table *= np.asarray([1.0 / s for s in fam.std], dtype=np.float32)[:, None]
         h, w = rgb.shape[:2]
         out = np.empty((1, 3, h, w), dtype=np.float32)
         for c in range(3):
-            np.take(np.ascontiguousarray(table[:, c]), rgb[:, :, c], out=out[0, c])
+            np.take(table[c], rgb[:, :, c], out=out[0, c])
         return out
 
     def run(self, tensor: NDArray[np.float32]) -> NDArray[np.float32]:
@@ -163,6 +163,10 @@ class SessionCache:
             if found is not None:
                 self._items.move_to_end(name)
             return found
+
+    def __contains__(self, name: object) -> bool:
+        with self._lock:
+            return name in self._items
 
     def get(self, name: str, load: Callable[[], ModelSession]) -> ModelSession:
         found = self._lookup(name)
