@@ -223,8 +223,9 @@ def _to_8bit(a: NDArray[np.generic]) -> NDArray[np.uint8]:
     return np.asarray(np.clip(a, 0, 255), dtype=np.uint8)
 
 
-def _split(a: NDArray[np.uint8]) -> Pixels:
-    """HxW, HxWx2, HxWx3 or HxWx4 -> RGB + alpha (alpha dropped when fully opaque)."""
+def _split(a: NDArray[np.uint8], icc: bytes | None = None) -> Pixels:
+    """HxW, HxWx2, HxWx3 or HxWx4 -> RGB + alpha (alpha dropped when fully opaque), with the
+    photo's colour profile ``icc``."""
     if a.ndim == 2:
         a = a[:, :, None]
     channels = a.shape[2]
@@ -237,7 +238,7 @@ def _split(a: NDArray[np.uint8]) -> Pixels:
     if channels < 3:  # grey (+ alpha): repeat the grey value into R, G and B
         grey = np.repeat(a[:, :, :1], 3, axis=2)
         a = np.dstack((grey, a[:, :, 1])) if channels == 2 else grey
-    return Pixels(np.ascontiguousarray(a))
+    return Pixels(np.ascontiguousarray(a), icc)
 
 
 def _pil_pixels(im: Image.Image) -> NDArray[np.uint8]:
@@ -289,8 +290,7 @@ def decode(p: Probe, pool: Executor | None = None) -> Pixels:
             im.seek(0)  # first frame
         _load(im, p.data)
         a = _pil_pixels(im)
-    pixels = _split(_orient(a, p.orientation))
-    return Pixels(pixels.data, p.icc) if p.icc else pixels
+    return _split(_orient(a, p.orientation), p.icc)
 
 
 def decode_small(p: Probe, min_size: tuple[int, int]) -> Image.Image | None:
