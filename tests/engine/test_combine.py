@@ -104,3 +104,19 @@ def test_a_users_model_may_name_a_built_in_companion_only(store_dir: Path) -> No
     with pytest.raises(InvalidOptionError, match="companion"):
         store.register("other", "u2net", store_dir / "mine.onnx", companion="other")
     assert ModelStore(store_dir).spec("mine").companion == "u2netp"  # kept in the registry
+
+
+def test_a_loaded_companion_is_not_looked_for_on_disk_again(
+    store_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The disk is asked once, before the companion loads; not on every photo."""
+    engine = Engine(EngineSettings(model_dir=store_dir, default_model="mine", combine=True))
+    try:
+        photo = (PHOTOS / "car-1.jpg").read_bytes()
+        before = engine.mask(photo, flip=True, combine=True).mask
+        (store_dir / "u2netp.onnx").unlink()  # gone from disk, still loaded
+        with caplog.at_level(logging.WARNING, logger="clearbg.engine.pipeline"):
+            after = engine.mask(photo, flip=True, combine=True).mask
+        assert np.array_equal(before, after) and not caplog.records
+    finally:
+        engine.close()

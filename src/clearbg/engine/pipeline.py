@@ -145,11 +145,17 @@ def _infer(
         mask = ((mask + mirrored[:, ::-1]) * np.float32(0.5)).astype(np.float32)
         seconds += more
     if companion is not None:
-        size = companion.family.input_size
-        own = rgb if rgb.shape[1::-1] == size else np.asarray(Image.fromarray(rgb).resize(size))
-        other, more = companion.predict(np.ascontiguousarray(own))
+        fam = companion.family
+        if rgb.shape[1::-1] != fam.input_size:  # resized as the companion's family resizes
+            rgb = _model_input(Image.fromarray(rgb), fam.input_size, fam.resample)
+        other, more = companion.predict(np.ascontiguousarray(rgb))
         mask, seconds = union(mask, other), seconds + more
     return mask, seconds
+
+
+def _key(model: str, threads: int | None) -> str:
+    """A session's name in the cache: its model, and its thread count if not the setting's."""
+    return model if threads is None else f"{model}@{threads}"
 
 
 class Engine:
@@ -181,7 +187,7 @@ class Engine:
         def load() -> ModelSession:
             return ModelSession.load(spec, self.store.ensure(model), count)
 
-        return self._sessions.get(model if threads is None else f"{model}@{threads}", load)
+        return self._sessions.get(_key(model, threads), load)
 
     def companion(self, name: str | None = None, threads: int | None = None) -> ModelSession | None:
         """The session of the model's companion (``ModelSpec.companion``), or None when it has
@@ -190,7 +196,9 @@ class Engine:
         spec = self.store.spec(name or self.settings.default_model)
         if spec.companion is None or not self.settings.combine:
             return None
-        if not self.store.state(self.store.spec(spec.companion)).present:
+        # once loaded it is in the cache; the disk is asked only before (not on every photo)
+        loaded = _key(spec.companion, threads) in self._sessions
+        if not loaded and not self.store.path(self.store.spec(spec.companion)).is_file():
             if spec.companion not in self._warned:
                 self._warned.add(spec.companion)
                 log.warning(
