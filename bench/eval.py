@@ -94,18 +94,25 @@ def boundary_f(pred: NDArray[np.bool_], gt: NDArray[np.bool_], tol: float = 3.0)
     return 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
 
 
-def scores(alpha: NDArray[np.float32], gt: NDArray[np.float32]) -> dict[str, float]:
-    """IoU of alpha > 0.5, MAE, boundary F (3 px), SAD/1000 and MSE x 1000 of one image."""
+def scores(
+    alpha: NDArray[np.float32], gt: NDArray[np.float32], band: NDArray[np.bool_] | None = None
+) -> dict[str, float]:
+    """IoU of alpha > 0.5, MAE, boundary F (3 px), SAD/1000 and MSE x 1000 of one image; with
+    ``band`` (the dataset trimap's unknown region) also the SAD/1000 inside it alone: the edge
+    error, apart from whole regions a model misses or invents."""
     pred, truth = alpha > 0.5, gt > 0.5
     union = int((pred | truth).sum())
     err = alpha - gt
-    return {
+    out = {
         "iou": 1.0 if union == 0 else int((pred & truth).sum()) / union,
         "mae": float(np.abs(err).mean()),
         "bf": boundary_f(pred, truth),
         "sad": float(np.abs(err).sum()) / 1000,
         "mse": float((err * err).mean()) * 1000,
     }
+    if band is not None:
+        out["sad_band"] = float(np.abs(err[band]).sum()) / 1000
+    return out
 
 
 Row = dict[str, float]
@@ -120,6 +127,15 @@ def load_truth(data: Path, dataset: str, image: Path) -> NDArray[np.float32]:
     return np.asarray(truth, dtype=np.float32) / 255
 
 
+def load_band(data: Path, dataset: str, image: Path) -> NDArray[np.bool_] | None:
+    """The unknown region of the dataset's own trimap (neither 0 nor 255), if it has one."""
+    path = data / dataset / "trimaps" / f"{image.stem}.png"
+    if not path.exists():
+        return None
+    tri = np.asarray(Image.open(path).convert("L"))
+    return np.asarray((tri > 0) & (tri < 255))
+
+
 def evaluate(
     data: Path, dataset: str, images: list[Path], models: list[str]
 ) -> tuple[dict[str, list[Row]], float, float]:
@@ -131,6 +147,7 @@ def evaluate(
     for image in images:
         rgb = np.asarray(Image.open(image).convert("RGB"))
         truth = load_truth(data, dataset, image)
+        band = load_band(data, dataset, image)
         h, w = truth.shape
         for model in models:
             path = cache_path(model, dataset, image, False)
@@ -138,25 +155,25 @@ def evaluate(
                 continue
             mask = np.load(path)
             alpha = upsample(mask, (w, h))
-            rows.setdefault(f"{model} raw", []).append(scores(alpha, truth))
+            rows.setdefault(f"{model} raw", []).append(scores(alpha, truth, band))
             rows.setdefault(f"{model} matting only", []).append(
-                scores(matting.matte_alpha(rgb, alpha), truth)
+                scores(matting.matte_alpha(rgb, alpha), truth, band)
             )
             companion = MODEL_SPECS[model].companion
             other = cache_path(companion, dataset, image, False) if companion else None
             joined = alpha
             if other is not None and other.exists():
                 joined = upsample(union(mask, np.load(other)), (w, h))
-                rows.setdefault(f"{model} + companion", []).append(scores(joined, truth))
+                rows.setdefault(f"{model} + companion", []).append(scores(joined, truth, band))
             t0 = time.perf_counter()
             refined = matting.matte_alpha(rgb, joined)
             seconds += time.perf_counter() - t0
             megapixels += h * w / 1e6
-            rows.setdefault(f"{model} refined", []).append(scores(refined, truth))
+            rows.setdefault(f"{model} refined", []).append(scores(refined, truth, band))
             flipped = cache_path(model, dataset, image, True)
             if flipped.exists():
                 both = upsample(((mask + np.load(flipped)) / 2).astype(np.float32), (w, h))
-                rows.setdefault(f"{model} flip", []).append(scores(both, truth))
+                rows.setdefault(f"{model} flip", []).append(scores(both, truth, band))
     return rows, seconds, megapixels
 
 
@@ -205,6 +222,7 @@ def ablation(
     for image in images:
         rgb = np.asarray(Image.open(image).convert("RGB"))
         truth = load_truth(data, dataset, image)
+        band = load_band(data, dataset, image)
         h, w = truth.shape
         for model in models:
             path = cache_path(model, dataset, image, False)
@@ -218,13 +236,13 @@ def ablation(
                 seconds[f"{model}: {step}"] = seconds.get(f"{model}: {step}", 0.0) + (
                     time.perf_counter() - t0
                 )
-                rows.setdefault(f"{model}: {step}", []).append(scores(alpha, truth))
+                rows.setdefault(f"{model}: {step}", []).append(scores(alpha, truth, band))
             flipped = cache_path(model, dataset, image, True)
             if flipped.exists():
                 both = upsample(((mask + np.load(flipped)) / 2).astype(np.float32), (w, h))
-                rows.setdefault(f"{model}: flip", []).append(scores(both, truth))
+                rows.setdefault(f"{model}: flip", []).append(scores(both, truth, band))
                 rows.setdefault(f"{model}: flip + matting", []).append(
-                    scores(matting.matte_alpha(rgb, both), truth)
+                    scores(matting.matte_alpha(rgb, both), truth, band)
                 )
     for name, total in seconds.items():
         print(f"  {dataset} {name}: {1000 * total / len(images):.0f} ms/image", file=sys.stderr)
@@ -232,14 +250,22 @@ def ablation(
 
 
 def print_table(dataset: str, rows: dict[str, list[Row]]) -> None:
-    keys = ["iou", "mae", "bf"] + (["sad", "mse"] if dataset == "matting" else [])
-    heads = {"iou": "IoU", "mae": "MAE", "bf": "bound F", "sad": "SAD/1000", "mse": "MSEx1000"}
+    first = next(iter(rows.values()), [{}])[0]
+    keys = ["iou", "mae", "bf"] + [k for k in ("sad", "sad_band", "mse") if k in first]
+    heads = {
+        "iou": "IoU",
+        "mae": "MAE",
+        "bf": "bound F",
+        "sad": "SAD/1000",
+        "sad_band": "SAD band",
+        "mse": "MSEx1000",
+    }
     print(f"\n{dataset}")
     print(f"| {'variant':<40} | {'n':>4} | " + " | ".join(f"{heads[k]:>8}" for k in keys) + " |")
     print("|" + "---|" * (len(keys) + 2))
     for name, values in rows.items():
         m = _mean(values)
-        cells = " | ".join(f"{m[k]:8.4f}" if k != "sad" else f"{m[k]:8.2f}" for k in keys)
+        cells = " | ".join(f"{m[k]:8.2f}" if k.startswith("sad") else f"{m[k]:8.4f}" for k in keys)
         print(f"| {name:<40} | {len(values):>4} | {cells} |")
     for name, values in rows.items():
         if not name.endswith(" raw"):
@@ -249,10 +275,13 @@ def print_table(dataset: str, rows: dict[str, list[Row]]) -> None:
             if f"{model} {step}" not in rows:
                 continue
             new = _mean(rows[f"{model} {step}"])
-            sad = 100 * (new["sad"] - base["sad"]) / base["sad"]
+            change = {
+                k: 100 * (new[k] - base[k]) / base[k] for k in ("sad", "sad_band") if k in base
+            }
             print(
                 f"  {model} {step}: "
-                + (f"SAD {sad:+.1f}%, " if dataset == "matting" else "")
+                + (f"SAD {change['sad']:+.1f}%, " if "sad" in change else "")
+                + (f"in the band {change['sad_band']:+.1f}%, " if "sad_band" in change else "")
                 + f"IoU {new['iou'] - base['iou']:+.4f}, boundary F {new['bf'] - base['bf']:+.4f}"
             )
 
