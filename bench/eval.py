@@ -251,7 +251,8 @@ def ablation(
 
 def print_table(dataset: str, rows: dict[str, list[Row]]) -> None:
     first = next(iter(rows.values()), [{}])[0]
-    keys = ["iou", "mae", "bf"] + [k for k in ("sad", "sad_band", "mse") if k in first]
+    soft = ("sad", "sad_band", "mse") if dataset == "matting" else ()  # soft ground truth only
+    keys = ["iou", "mae", "bf"] + [k for k in soft if k in first]
     heads = {
         "iou": "IoU",
         "mae": "MAE",
@@ -275,9 +276,7 @@ def print_table(dataset: str, rows: dict[str, list[Row]]) -> None:
             if f"{model} {step}" not in rows:
                 continue
             new = _mean(rows[f"{model} {step}"])
-            change = {
-                k: 100 * (new[k] - base[k]) / base[k] for k in ("sad", "sad_band") if k in base
-            }
+            change = {k: 100 * (new[k] - base[k]) / base[k] for k in soft[:2] if k in base}
             print(
                 f"  {model} {step}: "
                 + (f"SAD {change['sad']:+.1f}%, " if "sad" in change else "")
