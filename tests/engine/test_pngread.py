@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import io
 import struct
+import sys
+import threading
 import zlib
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -190,6 +192,37 @@ def test_a_large_image_is_decoded_into_plain_pages_the_same(
     got = read_png(_png(pixels, optimize=True), pool)
     assert got is not None and got.flags.writeable
     np.testing.assert_array_equal(got, pixels)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="MADV_POPULATE_WRITE is Linux's")
+@pytest.mark.parametrize("kernel_refuses", [False, True])
+def test_a_large_images_pages_are_faulted_in_on_the_pool(
+    monkeypatch: pytest.MonkeyPatch, kernel_refuses: bool
+) -> None:
+    """The pages of a large output are faulted in by a pool thread, all of them, chunk by
+    chunk; a kernel that refuses the advice leaves the rows to fault them in, same pixels."""
+    real = pngread._madvise()
+    assert real is not None
+    calls: list[tuple[int, int, str]] = []
+
+    def spy(address: int, size: int, advice: int) -> int:
+        calls.append((size, advice, threading.current_thread().name))
+        return -1 if kernel_refuses else int(real(address, size, advice))
+
+    monkeypatch.setattr(pngread, "_PLAIN_PAGES", 0)
+    monkeypatch.setattr(pngread, "_PREFAULT_CHUNK", 4096)
+    monkeypatch.setattr(pngread, "_madvise", lambda: spy)
+    pixels = _photo(300, 200, 4)
+    with ThreadPoolExecutor(2, thread_name_prefix="decode-pool") as pool:
+        got = read_png(_png(pixels, optimize=True), pool)
+    assert got is not None
+    np.testing.assert_array_equal(got, pixels)
+    assert {(advice, name.startswith("decode-pool")) for _, advice, name in calls} == {(23, True)}
+    if kernel_refuses:
+        assert len(calls) == 1  # asked once, then left alone
+    else:
+        assert sum(size for size, _, _ in calls) == pixels.nbytes
+        assert len(calls) == -(-pixels.nbytes // 4096)
 
 
 def test_without_libspngs_api_the_usual_decoders_read_it(
