@@ -94,6 +94,19 @@ def test_every_colour_type_in_bands_gives_the_pixels_written(
         np.testing.assert_array_equal(got, pixels)
 
 
+@pytest.mark.parametrize("band_bytes", [1, 200_000])
+def test_rows_longer_than_a_stored_block(
+    band_bytes: int, pool: ThreadPoolExecutor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A row of 66,001 bytes spans two stored blocks, and so does the row above that each band
+    after the first leads with."""
+    monkeypatch.setattr(pngread, "_BAND_BYTES", band_bytes)
+    pixels = _photo(22_000, 7, 3)
+    got = read_png(_every_filter(pixels), pool)
+    assert got is not None
+    np.testing.assert_array_equal(got, pixels)
+
+
 def test_a_photo_png_and_many_idat_chunks(pool: ThreadPoolExecutor) -> None:
     data = (PHOTOS / "plants-1.jpg").read_bytes()  # a 1.5 MP RGBA PNG in 8 KB IDAT chunks
     assert sum(kind == b"IDAT" for kind, _ in png_chunks(data)) > 100
