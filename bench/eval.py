@@ -253,6 +253,7 @@ def print_table(dataset: str, rows: dict[str, list[Row]]) -> None:
     first = next(iter(rows.values()), [{}])[0]
     soft = ("sad", "sad_band", "mse") if dataset == "matting" else ()  # soft ground truth only
     keys = ["iou", "mae", "bf"] + [k for k in soft if k in first]
+    sads = [k for k in ("sad", "sad_band") if k in keys]  # their changes are printed in %
     heads = {
         "iou": "IoU",
         "mae": "MAE",
@@ -276,7 +277,7 @@ def print_table(dataset: str, rows: dict[str, list[Row]]) -> None:
             if f"{model} {step}" not in rows:
                 continue
             new = _mean(rows[f"{model} {step}"])
-            change = {k: 100 * (new[k] - base[k]) / base[k] for k in soft[:2] if k in base}
+            change = {k: 100 * (new[k] - base[k]) / base[k] for k in sads}
             print(
                 f"  {model} {step}: "
                 + (f"SAD {change['sad']:+.1f}%, " if "sad" in change else "")
