@@ -13,6 +13,8 @@ from PIL import Image
 
 from tests.conftest import PHOTOS
 
+MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}  # channels -> Pillow mode
+
 
 def two_colours(h: int, w: int, edge: int, noise: int = 0) -> NDArray[np.uint8]:
     """Red on the left of column ``edge``, blue on the right; ``noise``: +-that much on each

@@ -13,9 +13,7 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from clearbg.engine.png import encode_png, encode_png_rows
-from tests.engine.synthetic import png_chunks, tiled_photo
-
-MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
+from tests.engine.synthetic import MODES, png_chunks, tiled_photo
 
 
 def _pixels(width: int, height: int, channels: int) -> NDArray[np.uint8]:

@@ -21,9 +21,7 @@ from clearbg.engine import imageio, pngread
 from clearbg.engine.png import _COLOR_TYPES, _SIGNATURE, _chunk
 from clearbg.engine.pngread import read_png
 from tests.conftest import PHOTOS
-from tests.engine.synthetic import png_chunks, tiled_photo
-
-MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
+from tests.engine.synthetic import MODES, png_chunks, tiled_photo
 
 
 def _photo(width: int, height: int, channels: int) -> NDArray[np.uint8]:
