@@ -98,7 +98,11 @@ def encode_png_rows(
     if executor is None or len(args) == 1:
         parts = [_compress_strip(*a) for a in args]
     else:
-        parts = [f.result() for f in [executor.submit(_compress_strip, *a) for a in args]]
+        # this thread makes the first strip itself rather than wait: it is already running,
+        # while a pool thread that has slept through inference is slow to get a core back
+        # (1.5 MP cut-out: 10.1 -> 7.9 ms)
+        rest = [executor.submit(_compress_strip, *a) for a in args[1:]]
+        parts = [_compress_strip(*args[0]), *(f.result() for f in rest)]
     adler = 1
     for _, part_adler, length in parts:
         adler = _adler_combine(adler, part_adler, length)
