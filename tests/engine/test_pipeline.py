@@ -17,7 +17,7 @@ from numpy.typing import NDArray
 from PIL import Image, ImageOps
 
 from clearbg.engine import Engine, RemoveOptions
-from clearbg.engine.pipeline import Cutout, MaskResult, _resize_halves
+from clearbg.engine.pipeline import Cutout, MaskResult
 from clearbg.errors import (
     CorruptImageError,
     EmptyImageError,
@@ -480,15 +480,3 @@ def test_flip_averages_the_mask_of_the_mirrored_photo(
 def test_flip_is_an_option_a_command_line_can_give() -> None:
     assert RemoveOptions.parse(flip=True).flip
     assert not RemoveOptions().flip
-
-
-@pytest.mark.parametrize("height", [1481, 1000, 641])
-def test_the_models_input_made_in_two_halves_is_the_whole_images_resize(height: int) -> None:
-    """Splitting the Lanczos resize over two threads must not change a pixel of the input the
-    model sees (parity with rembg rests on it)."""
-    rng = np.random.default_rng(height)
-    im = Image.fromarray(rng.integers(0, 256, (height, 987, 3), dtype=np.uint8))
-    whole = np.asarray(im.resize((320, 320), Image.Resampling.LANCZOS))
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        halves = _resize_halves(im, (320, 320), Image.Resampling.LANCZOS, pool)
-    assert np.array_equal(halves, whole)

@@ -8,26 +8,24 @@ from __future__ import annotations
 
 import logging
 import time
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 from numpy.typing import NDArray
-from PIL import Image
 
 from clearbg.engine.compose import Box, layers, render
 from clearbg.engine.imageio import Pixels, Probe, decode, decode_small, probe
 from clearbg.engine.models import ModelStore
 from clearbg.engine.options import RemoveOptions
+from clearbg.engine.resize import convolve, model_input
 from clearbg.engine.session import ModelSession, SessionCache
 from clearbg.settings import EngineSettings
 
 __all__ = ["Box", "Cutout", "Engine", "MaskResult", "union"]
 
 log = logging.getLogger(__name__)
-
-_RESAMPLE = {"lanczos": Image.Resampling.LANCZOS, "bilinear": Image.Resampling.BILINEAR}
 
 
 @dataclass(frozen=True)
@@ -66,56 +64,6 @@ class MaskResult:
     decode_seconds: float
 
 
-def _model_input(
-    image: Image.Image | Pixels,
-    size: tuple[int, int],
-    resample: str,
-    pool: Executor | None = None,
-) -> NDArray[np.uint8]:
-    """The photo resized to the model's input: first a box reduction by a whole factor (as
-    Pillow's ``reducing_gap`` does; its two halves on the pool), then the family's filter."""
-    if isinstance(image, Pixels):
-        data = image.data
-        h, w = data.shape[:2]
-        fx, fy = max(1, w // (3 * size[0])), max(1, h // (3 * size[1]))
-        if fx > 1 or fy > 1:
-            # whole blocks only (at most fx-1 columns and fy-1 rows left out): OpenCV's exact
-            # integer-factor path, twice as fast as a fractional one
-            rows, cols = h // fy, w // fx
-            mid = rows // 2
-
-            def reduce(r0: int, r1: int) -> NDArray[np.uint8]:
-                block = data[r0 * fy : r1 * fy, : cols * fx]
-                out = cv2.resize(block, (cols, r1 - r0), interpolation=cv2.INTER_AREA)
-                return np.asarray(out, dtype=np.uint8)
-
-            if pool is None or mid == 0:
-                data = reduce(0, rows)
-            else:
-                top = pool.submit(reduce, 0, mid)
-                bottom = reduce(mid, rows)
-                data = np.concatenate([top.result(), bottom])
-        rgb = cv2.cvtColor(data, cv2.COLOR_RGBA2RGB) if data.shape[2] == 4 else data
-        image = Image.fromarray(np.ascontiguousarray(rgb))
-    return _resize_halves(image, size, _RESAMPLE[resample], pool)
-
-
-def _resize_halves(
-    image: Image.Image, size: tuple[int, int], resample: Image.Resampling, pool: Executor | None
-) -> NDArray[np.uint8]:
-    """``image.resize(size, resample)``, its top and bottom halves on two threads when the image
-    is large enough to pay for it. Pillow's ``box`` takes pixels beyond the box as the filter's
-    support, so the two halves join into exactly the whole-image result."""
-    w, h = image.size
-    if pool is None or size[1] < 2 or w * h < 400_000:
-        return np.asarray(image.resize(size, resample))
-    half = size[1] // 2
-    cut = h * half / size[1]  # the input row where the output's bottom half starts
-    top = pool.submit(image.resize, (size[0], half), resample, (0, 0, w, cut))
-    bottom = np.asarray(image.resize((size[0], size[1] - half), resample, (0, cut, w, h)))
-    return np.concatenate([np.asarray(top.result()), bottom])
-
-
 def union(mask: NDArray[np.float32], other: NDArray[np.float32]) -> NDArray[np.float32]:
     """Two models' masks joined: the larger value per pixel, at the first mask's size.
 
@@ -147,7 +95,7 @@ def _infer(
     if companion is not None:
         fam = companion.family
         if rgb.shape[1::-1] != fam.input_size:  # resized as the companion's family resizes
-            rgb = _model_input(Image.fromarray(rgb), fam.input_size, fam.resample)
+            rgb = convolve(rgb, fam.input_size, fam.resample)
         other, more = companion.predict(np.ascontiguousarray(rgb))
         mask, seconds = union(mask, other), seconds + more
     return mask, seconds
@@ -228,7 +176,7 @@ class Engine:
         name = model or self.settings.default_model
         fam = self.store.spec(name).preprocessing
         pixels = decode(self._probed(image), self._pool)
-        rgb = _model_input(pixels, fam.input_size, fam.resample, self._pool)
+        rgb = model_input(pixels, fam.input_size, fam.resample, self._pool)
         return Decoded(pixels, rgb, name, time.perf_counter() - t0)
 
     def predict(
@@ -285,7 +233,7 @@ class Engine:
         # inference on the reduced decode overlaps the full decode on another thread
         full = self._pool.submit(decode, p)
         other = self.companion(name, threads) if combine else None
-        rgb = _model_input(small, fam.input_size, fam.resample)
+        rgb = model_input(small, fam.input_size, fam.resample)
         mask, run_s = _infer(session, rgb, flip, other)
         pixels = full.result()
         return MaskResult(pixels, mask, name, run_s, time.perf_counter() - t0 - run_s)
