@@ -261,7 +261,22 @@ def test_alpha_channel_is_kept(
 
 
 def test_an_alpha_channel_that_is_all_opaque_is_dropped(photo: Image.Image) -> None:
-    assert load(save(photo.convert("RGBA"), "PNG")).alpha is None
+    px = load(save(photo.convert("RGBA"), "PNG"))
+    assert px.alpha is None
+    assert np.array_equal(px.rgb, rgb_of(photo))
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "LA"])
+@pytest.mark.parametrize("where", [(0, 0), (37, 61), (89, 119)])
+def test_one_pixel_short_of_opaque_keeps_the_alpha(mode: str, where: tuple[int, int]) -> None:
+    """One see-through pixel anywhere (on the sparse first look's grid or off it, last of all)
+    keeps the alpha channel: it must not be taken for opaque."""
+    im = Image.new(mode, (120, 90), (200, 255) if mode == "LA" else (200, 10, 40, 255))
+    im.putpixel(where[::-1], (200, 254) if mode == "LA" else (200, 10, 40, 254))
+    px = load(save(im, "PNG"))
+    assert px.alpha is not None
+    assert int(px.alpha[where]) == 254
+    assert int(px.alpha.min()) == 254 and int(px.alpha.max()) == 255
 
 
 # -- EXIF orientation --------------------------------------------------------------------------
