@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 from numpy.typing import NDArray
 
@@ -114,7 +115,8 @@ class ModelSession:
 
         The arithmetic is done once per possible value (a 3 x 256 table, in the same float32
         steps as on the whole image, so the very same numbers) and each plane is looked up:
-        twice as fast as computing on every pixel and transposing (isnet: 14.5 -> 5.5 ms)."""
+        twice as fast as computing on every pixel and transposing (isnet: 14.5 -> 5.5 ms).
+        OpenCV's lookup writes each plane in place, twice as fast again as numpy's ``take``."""
         fam = self.family
         peak = float(rgb.max()) if fam.divide_by_max else 255.0
         table = np.repeat(np.arange(256, dtype=np.float32)[None], 3, axis=0)  # a row a channel
@@ -123,8 +125,8 @@ class ModelSession:
         table *= np.asarray([1.0 / s for s in fam.std], dtype=np.float32)[:, None]
         h, w = rgb.shape[:2]
         out = np.empty((1, 3, h, w), dtype=np.float32)
-        for c in range(3):
-            np.take(table[c], rgb[:, :, c], out=out[0, c])
+        for c, plane in enumerate(cv2.split(np.ascontiguousarray(rgb))):
+            cv2.LUT(plane, table[c], dst=out[0, c])
         return out
 
     def run(self, tensor: NDArray[np.float32]) -> NDArray[np.float32]:
