@@ -7,7 +7,8 @@ alone ("matting only", "+ companion"), so the table shows what each buys.
     python bench/eval.py --data ../shared/data [--models u2net,isnet] [--limit N]
 
 Raw model-resolution masks are cached in ``bench/out/cache/<model>/<set>/<name>.npy`` (inference is
-the slow part); ``--masks-only`` fills the cache and stops.
+the slow part); ``--masks-only`` fills the cache and stops. The masks depend on how the engine
+makes the model's input: after changing that, give ``--cache`` a new folder (or delete the old).
 """
 
 from __future__ import annotations
@@ -37,13 +38,15 @@ def list_images(data: Path, dataset: str, limit: int | None) -> list[Path]:
     return images[:limit] if limit else images
 
 
-def cache_path(model: str, dataset: str, image: Path, flip: bool) -> Path:
-    return CACHE / model / dataset / f"{image.stem}{'.flip' if flip else ''}.npy"
+def cache_path(cache: Path, model: str, dataset: str, image: Path, flip: bool) -> Path:
+    return cache / model / dataset / f"{image.stem}{'.flip' if flip else ''}.npy"
 
 
-def compute_masks(engine: Engine, images: list[Path], model: str, dataset: str, flip: bool) -> None:
+def compute_masks(
+    engine: Engine, cache: Path, images: list[Path], model: str, dataset: str, flip: bool
+) -> None:
     """Run the model on every image not cached yet (and on its mirror image if ``flip``)."""
-    todo = [p for p in images if not cache_path(model, dataset, p, flip).exists()]
+    todo = [p for p in images if not cache_path(cache, model, dataset, p, flip).exists()]
     t0 = time.perf_counter()
     for i, path in enumerate(todo):
         data = path.read_bytes()
@@ -54,7 +57,7 @@ def compute_masks(engine: Engine, images: list[Path], model: str, dataset: str, 
             mask = mask[:, ::-1]
         else:
             mask = engine.mask(data, model).mask
-        out = cache_path(model, dataset, path, flip)
+        out = cache_path(cache, model, dataset, path, flip)
         out.parent.mkdir(parents=True, exist_ok=True)
         np.save(out, mask.astype(np.float32))
         if (i + 1) % 50 == 0:
@@ -137,7 +140,7 @@ def load_band(data: Path, dataset: str, image: Path) -> NDArray[np.bool_] | None
 
 
 def evaluate(
-    data: Path, dataset: str, images: list[Path], models: list[str]
+    data: Path, cache: Path, dataset: str, images: list[Path], models: list[str]
 ) -> tuple[dict[str, list[Row]], float, float]:
     """Scores per variant, refine seconds and MP. Per model: ``raw``; ``matting only``; ``+
     companion`` (the union with its companion's mask); ``refined``, the engine's default (union,
@@ -150,7 +153,7 @@ def evaluate(
         band = load_band(data, dataset, image)
         h, w = truth.shape
         for model in models:
-            path = cache_path(model, dataset, image, False)
+            path = cache_path(cache, model, dataset, image, False)
             if not path.exists():
                 continue
             mask = np.load(path)
@@ -160,7 +163,7 @@ def evaluate(
                 scores(matting.matte_alpha(rgb, alpha), truth, band)
             )
             companion = MODEL_SPECS[model].companion
-            other = cache_path(companion, dataset, image, False) if companion else None
+            other = cache_path(cache, companion, dataset, image, False) if companion else None
             joined = alpha
             if other is not None and other.exists():
                 joined = upsample(union(mask, np.load(other)), (w, h))
@@ -170,7 +173,7 @@ def evaluate(
             seconds += time.perf_counter() - t0
             megapixels += h * w / 1e6
             rows.setdefault(f"{model} refined", []).append(scores(refined, truth, band))
-            flipped = cache_path(model, dataset, image, True)
+            flipped = cache_path(cache, model, dataset, image, True)
             if flipped.exists():
                 both = upsample(((mask + np.load(flipped)) / 2).astype(np.float32), (w, h))
                 rows.setdefault(f"{model} flip", []).append(scores(both, truth, band))
@@ -214,7 +217,7 @@ def _matte_no_prior(rgb: NDArray[np.uint8], coarse: NDArray[np.float32]) -> NDAr
 
 
 def ablation(
-    data: Path, dataset: str, images: list[Path], models: list[str]
+    data: Path, cache: Path, dataset: str, images: list[Path], models: list[str]
 ) -> dict[str, list[Row]]:
     """What each step of the refinement buys, per model (ms per image on stderr)."""
     rows: dict[str, list[Row]] = {}
@@ -225,7 +228,7 @@ def ablation(
         band = load_band(data, dataset, image)
         h, w = truth.shape
         for model in models:
-            path = cache_path(model, dataset, image, False)
+            path = cache_path(cache, model, dataset, image, False)
             if not path.exists():
                 continue
             mask = np.load(path)
@@ -237,7 +240,7 @@ def ablation(
                     time.perf_counter() - t0
                 )
                 rows.setdefault(f"{model}: {step}", []).append(scores(alpha, truth, band))
-            flipped = cache_path(model, dataset, image, True)
+            flipped = cache_path(cache, model, dataset, image, True)
             if flipped.exists():
                 both = upsample(((mask + np.load(flipped)) / 2).astype(np.float32), (w, h))
                 rows.setdefault(f"{model}: flip", []).append(scores(both, truth, band))
@@ -318,6 +321,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--masks-only", action="store_true", help="fill the mask cache and stop")
     ap.add_argument("--cached-only", action="store_true", help="score only cached masks")
     ap.add_argument("--ablation", action="store_true", help="score each refinement step")
+    ap.add_argument("--cache", type=Path, default=CACHE, help="where the masks are kept")
     args = ap.parse_args(argv)
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     sets = [s.strip() for s in args.sets.split(",") if s.strip()]
@@ -329,18 +333,18 @@ def main(argv: list[str] | None = None) -> int:
         for dataset in sets:
             images = list_images(args.data, dataset, args.limit)
             for model in needed:
-                compute_masks(engine, images, model, dataset, flip=False)
+                compute_masks(engine, args.cache, images, model, dataset, flip=False)
                 if args.flip and model in models:
-                    compute_masks(engine, images, model, dataset, flip=True)
+                    compute_masks(engine, args.cache, images, model, dataset, flip=True)
         engine.close()
     if args.masks_only:
         return 0
     for dataset in sets:
         images = list_images(args.data, dataset, args.limit)
         if args.ablation:
-            print_table(dataset, ablation(args.data, dataset, images, models))
+            print_table(dataset, ablation(args.data, args.cache, dataset, images, models))
             continue
-        rows, _, _ = evaluate(args.data, dataset, images, models)
+        rows, _, _ = evaluate(args.data, args.cache, dataset, images, models)
         print_table(dataset, rows)
     ms_alpha, ms_fg = time_refinement(args.data)
     print(f"\nmatte_alpha {ms_alpha:.0f} ms/MP, estimate_foreground {ms_fg:.0f} ms/MP (2 MP photo)")
