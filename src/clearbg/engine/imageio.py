@@ -240,8 +240,8 @@ def _opaque(a: NDArray[np.uint8]) -> bool:
 
 
 def _split(a: NDArray[np.uint8], icc: bytes | None = None) -> Pixels:
-    """HxW, HxWx2, HxWx3 or HxWx4 -> RGB + alpha (alpha dropped when fully opaque), with the
-    photo's colour profile ``icc``."""
+    """HxW, HxWx2, HxWx3 or HxWx4 -> RGB + alpha (no alpha when fully opaque: dropped, or for
+    RGBA kept and marked ``opaque``), with the photo's colour profile ``icc``."""
     if a.ndim == 2:
         a = a[:, :, None]
     channels = a.shape[2]

@@ -6,7 +6,7 @@ everything we add to inference. fast_image_resize (the ``cykooz.resizer`` packag
 AVX2) computes the same convolution five times faster. It is not bit-exact: its fixed-point
 rounding differs, so about one value in three is off by one, and a few by more next to hard
 edges (ringing clipped at another step). The masks move by 0.0001-0.0010 mean absolute alpha on
-../shared/data/photos, a fifth of the parity budget at most (README, "Parity").
+../shared/data/photos, a fifth of the parity budget at most (README, "Speed and memory").
 """
 
 from __future__ import annotations
