@@ -199,6 +199,7 @@ class Bench:
         print(head)
         print("  " + "-" * (len(head) - 2))
         small_ratios: list[float] = []
+        small_names: list[str] = []
         large_ratio = large_inf = 0.0
         small_inf: list[float] = []
         parities: list[tuple[str, float]] = []
@@ -247,6 +248,7 @@ class Bench:
             elif mp <= SMALL_MP:
                 small_ratios.append(ro)
                 small_inf.append(io)
+                small_names.append(photo.name)
             breakdown[photo.name] = {k: med([t[k] for t in stages]) for k in stages[0]}
             print(
                 f"  {photo.name[:20]:20} {mp:5.2f} | {o:6.3f} {ro:5.2f} {io:5.2f} {plus_o:5.0f} |"
@@ -261,22 +263,24 @@ class Bench:
             parts = ", ".join(f"{k} {v * 1000:.0f}" for k, v in breakdown[photo.name].items())
             print(f"  ours, {photo.name} (Cutout.timings, ms, medians): {parts}")
         worst = max(small_ratios)
+        worst_name = small_names[small_ratios.index(worst)]
         v = self.verdicts
+        # three decimals: at two, a ratio just over the target printed as the target itself
         verdict = v.add(
             f"photos <= {SMALL_MP:g} MP: e2e/raw <= {TARGET_SMALL}",
-            f"worst {worst:.2f}, median {med(small_ratios):.2f}",
+            f"worst {worst:.3f} ({worst_name}), median {med(small_ratios):.3f}",
             worst <= TARGET_SMALL,
         )
         print(
-            f"  photos <= {SMALL_MP:g} MP: worst e2e/raw {worst:.2f} (/inf {max(small_inf):.2f})"
-            f"  [{verdict}]"
+            f"  photos <= {SMALL_MP:g} MP: worst e2e/raw {worst:.3f} ({worst_name}; /inf worst"
+            f" {max(small_inf):.3f})  [{verdict}]"
         )
         verdict = v.add(
             f"{self.large.name}: e2e/raw <= {TARGET_LARGE}",
-            f"{large_ratio:.2f}",
+            f"{large_ratio:.3f}",
             large_ratio <= TARGET_LARGE,
         )
-        print(f"  {self.large.name} e2e/raw {large_ratio:.2f} (/inf {large_inf:.2f})  [{verdict}]")
+        print(f"  {self.large.name} e2e/raw {large_ratio:.3f} (/inf {large_inf:.3f})  [{verdict}]")
         name, worst_mad = max(parities, key=lambda p: p[1])
         fails = [n for n, m in parities if m > TARGET_PARITY]
         verdict = v.add(
