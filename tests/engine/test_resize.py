@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -9,7 +10,7 @@ import pytest
 from PIL import Image
 
 from clearbg.engine.imageio import Pixels
-from clearbg.engine.resize import convolve, model_input
+from clearbg.engine.resize import _resizer, convolve, model_input
 from tests.conftest import PHOTOS
 
 PILLOW = {"lanczos": Image.Resampling.LANCZOS, "bilinear": Image.Resampling.BILINEAR}
@@ -53,12 +54,21 @@ def test_a_large_photo_is_reduced_first_and_still_looks_like_the_photo() -> None
     assert np.abs(seen - rembg).mean() < 1.5
 
 
-def test_threads_resizing_at_once_get_what_one_thread_gets() -> None:
-    """Each thread has its own resizer (it keeps scratch buffers and lets go of the GIL)."""
+def test_threads_resizing_at_once_each_have_a_resizer_and_get_what_one_thread_gets() -> None:
+    """A shared resizer would serialise them (it takes its calls one at a time); each thread
+    has its own, and the pixels are those of one thread alone."""
     rng = np.random.default_rng(3)
     photos = [rng.integers(0, 256, (600 + 40 * i, 900, 3), dtype=np.uint8) for i in range(8)]
     alone = [convolve(p, (320, 320), "lanczos") for p in photos]
+    meet = threading.Barrier(4)
+
+    def whose(_: int) -> int:
+        meet.wait(timeout=30)  # four threads at once, so four threads answer
+        return id(_resizer()[0])
+
     with ThreadPoolExecutor(4) as pool:
+        assert len(set(pool.map(whose, range(4)))) == 4
         together = list(pool.map(lambda p: convolve(p, (320, 320), "lanczos"), photos * 3))
+    assert _resizer()[0] is _resizer()[0]  # a thread keeps its own
     for i, got in enumerate(together):
         assert np.array_equal(got, alone[i % len(photos)])

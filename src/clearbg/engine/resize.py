@@ -25,7 +25,9 @@ from clearbg.engine.imageio import Pixels
 __all__ = ["convolve", "model_input"]
 
 _FILTERS = {"lanczos": "lanczos3", "bilinear": "bilinear"}  # a family's name -> the library's
-_local = threading.local()  # a Resizer keeps scratch buffers: one per thread
+# one Resizer a thread: a shared one takes its calls one at a time (two threads resizing 72
+# photos took 0.72 s with one, 0.38 s with one each, 0.76 s one after another)
+_local = threading.local()
 
 
 def _resizer() -> tuple[Any, dict[str, Any]]:
