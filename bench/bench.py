@@ -198,10 +198,8 @@ class Bench:
         )
         print(head)
         print("  " + "-" * (len(head) - 2))
-        small_ratios: list[float] = []
-        small_names: list[str] = []
+        small: list[tuple[float, float, str]] = []  # e2e/raw, e2e/inf, photo
         large_ratio = large_inf = 0.0
-        small_inf: list[float] = []
         parities: list[tuple[str, float]] = []
         breakdown: dict[str, dict[str, float]] = {}
         for photo in self.photos:
@@ -246,9 +244,7 @@ class Bench:
             if photo == self.large:
                 large_ratio, large_inf = ro, io
             elif mp <= SMALL_MP:
-                small_ratios.append(ro)
-                small_inf.append(io)
-                small_names.append(photo.name)
+                small.append((ro, io, photo.name))
             breakdown[photo.name] = {k: med([t[k] for t in stages]) for k in stages[0]}
             print(
                 f"  {photo.name[:20]:20} {mp:5.2f} | {o:6.3f} {ro:5.2f} {io:5.2f} {plus_o:5.0f} |"
@@ -262,18 +258,17 @@ class Bench:
         for photo in (biggest_small, self.large):
             parts = ", ".join(f"{k} {v * 1000:.0f}" for k, v in breakdown[photo.name].items())
             print(f"  ours, {photo.name} (Cutout.timings, ms, medians): {parts}")
-        worst = max(small_ratios)
-        worst_name = small_names[small_ratios.index(worst)]
+        worst, _, worst_name = max(small)
         v = self.verdicts
         # three decimals: at two, a ratio just over the target printed as the target itself
         verdict = v.add(
             f"photos <= {SMALL_MP:g} MP: e2e/raw <= {TARGET_SMALL}",
-            f"worst {worst:.3f} ({worst_name}), median {med(small_ratios):.3f}",
+            f"worst {worst:.3f} ({worst_name}), median {med([r for r, _, _ in small]):.3f}",
             worst <= TARGET_SMALL,
         )
         print(
             f"  photos <= {SMALL_MP:g} MP: worst e2e/raw {worst:.3f} ({worst_name}; /inf worst"
-            f" {max(small_inf):.3f})  [{verdict}]"
+            f" {max(i for _, i, _ in small):.3f})  [{verdict}]"
         )
         verdict = v.add(
             f"{self.large.name}: e2e/raw <= {TARGET_LARGE}",
