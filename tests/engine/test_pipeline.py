@@ -17,6 +17,7 @@ from numpy.typing import NDArray
 from PIL import Image, ImageOps
 
 from clearbg.engine import Engine, RemoveOptions
+from clearbg.engine.imageio import Pixels
 from clearbg.engine.pipeline import Cutout, MaskResult
 from clearbg.errors import (
     CorruptImageError,
@@ -108,6 +109,42 @@ def test_remove_makes_a_transparent_png_of_the_subject(
     ys, xs = np.nonzero(alpha >= 128)
     assert box.left <= xs.min() and xs.max() < box.left + box.width
     assert box.top <= ys.min() and ys.max() < box.top + box.height
+
+
+@pytest.mark.parametrize("kind", ["rgb", "opaque rgba", "rgba"])
+def test_visible_pixels_keep_the_photos_colour_and_hidden_ones_are_zero(
+    engine: Engine, kind: str
+) -> None:
+    """A subject in the middle, with a hole: only the rectangle around the visible pixels is
+    composed (the rest is left zero), so its edges are checked too."""
+    rng = np.random.default_rng(7)
+    rgba = rng.integers(0, 256, (90, 120, 4), dtype=np.uint8)
+    rgba[..., 3] = 255 if kind != "rgba" else rng.integers(0, 256, (90, 120), dtype=np.uint8)
+    data = rgba[..., :3].copy() if kind == "rgb" else rgba
+    pixels = Pixels(data, opaque=kind == "opaque rgba")
+    mask = np.zeros((40, 40), np.float32)
+    mask[12:30, 9:25] = rng.uniform(0.2, 1.0, (18, 16)).astype(np.float32)
+    mask[18:22, 14:18] = 0.0  # a hole
+    result = MaskResult(pixels, mask, "u2netp", 0.0, 0.0)
+    out = opened(engine.finish(result, FAST))[1]
+    alpha = out[..., 3]
+    # the alpha is the mask's, as the mask alone gives it (no colour composed there)
+    assert np.array_equal(alpha, opened(engine.finish(result, replace(FAST, channels="alpha")))[1])
+    seen = alpha > 0
+    ys, xs = np.nonzero(seen)
+    assert ys.min() > 0 and ys.max() < 89 and xs.min() > 0 and xs.max() < 119  # inside
+    assert not seen[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1].all()  # the hole shows
+    assert np.array_equal(out[seen, :3], rgba[seen, :3])  # to the box's last row and column
+    assert (out[~seen] == 0).all()
+    if kind == "rgba":  # the photo's own alpha is kept where it is 0
+        assert (alpha[rgba[..., 3] == 0] == 0).all()
+
+
+def test_a_cut_out_with_nothing_visible_is_all_zero(engine: Engine, car: Image.Image) -> None:
+    pixels = Pixels(np.asarray(car))
+    nothing = np.zeros((40, 40), np.float32)
+    out = opened(engine.finish(MaskResult(pixels, nothing, "u2netp", 0.0, 0.0), FAST))[1]
+    assert out.shape == (180, 240, 4) and not out.any()
 
 
 def test_the_reduced_jpeg_decode_gives_the_same_mask_as_the_full_one(
