@@ -29,8 +29,17 @@ _STRIP_BYTES = 4 << 20  # aim for about this many raw bytes per strip
 
 
 def _chunk(kind: bytes, payload: bytes) -> bytes:
-    crc = zlib.crc32(payload, zlib.crc32(kind))
-    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", crc)
+    return b"".join(_chunk_parts(kind, [payload]))
+
+
+def _chunk_parts(kind: bytes, payload: list[bytes]) -> list[bytes]:
+    """A chunk whose payload is the concatenation of ``payload``, as pieces to join (so a
+    large IDAT is copied once, into the file, not once a step)."""
+    crc = isal_zlib.crc32(kind)
+    for piece in payload:
+        crc = isal_zlib.crc32(piece, crc)
+    length = sum(len(piece) for piece in payload)
+    return [struct.pack(">I", length), kind, *payload, struct.pack(">I", crc)]
 
 
 def _adler_combine(a1: int, a2: int, len2: int) -> int:
@@ -60,10 +69,13 @@ Rows = Callable[[int, int], NDArray[np.uint8]]
 """``rows(y0, y1)`` -> the pixels of rows y0..y1 as (y1 - y0) x W x channels uint8."""
 
 
-def _compress_strip(rows: Rows, y0: int, y1: int, last: bool, level: int) -> tuple[bytes, int, int]:
+def _compress_strip(
+    rows: Rows, y0: int, y1: int, last: bool, level: int
+) -> tuple[list[bytes], int, int]:
+    """A strip's deflate segment (as pieces), the Adler-32 and the length of its raw bytes."""
     raw = _filter_rows(rows(y0, y1))
     comp = isal_zlib.compressobj(level, isal_zlib.DEFLATED, -15)
-    body = comp.compress(raw) + comp.flush(isal_zlib.Z_FINISH if last else isal_zlib.Z_SYNC_FLUSH)
+    body = [comp.compress(raw), comp.flush(isal_zlib.Z_FINISH if last else isal_zlib.Z_SYNC_FLUSH)]
     return body, isal_zlib.adler32(raw), raw.nbytes
 
 
@@ -106,7 +118,7 @@ def encode_png_rows(
     adler = 1
     for _, part_adler, length in parts:
         adler = _adler_combine(adler, part_adler, length)
-    stream = b"".join([b"\x78\x01", *(p[0] for p in parts), struct.pack(">I", adler)])
+    stream = [b"\x78\x01", *(piece for p in parts for piece in p[0]), struct.pack(">I", adler)]
     header = struct.pack(">IIBBBBB", width, height, 8, _COLOR_TYPES[channels], 0, 0, 0)
     profile = [] if icc is None or channels < 3 else [_chunk(b"iCCP", _iccp(icc))]
     return b"".join(
@@ -114,7 +126,7 @@ def encode_png_rows(
             _SIGNATURE,
             _chunk(b"IHDR", header),
             *profile,
-            _chunk(b"IDAT", stream),
+            *_chunk_parts(b"IDAT", stream),
             _chunk(b"IEND", b""),
         ]
     )
