@@ -236,7 +236,10 @@ class Bench:
             mad = float(np.abs(mine.astype(np.int16) - ref).mean() / 255)
             parities.append((photo.name, mad))
             o, t = med(ours_t), med(theirs_t)
-            ro, rt = o / med(beside["clearbg"]), t / med(beside["rembg"])
+            # each run over the raw run right before it, then the median of those ratios: a
+            # slow minute slows both sides of one ratio, where a ratio of medians mixes minutes
+            ro = med([x / y for x, y in zip(ours_t, beside["clearbg"], strict=True)])
+            rt = med([x / y for x, y in zip(theirs_t, beside["rembg"], strict=True)])
             plus_o = med([x - y for x, y in zip(ours_t, ours_inf, strict=True)]) * 1000
             plus_t = med([x - y for x, y in zip(theirs_t, theirs_inf, strict=True)]) * 1000
             io = med([x / y for x, y in zip(ours_t, ours_inf, strict=True)])
@@ -251,7 +254,7 @@ class Bench:
                 f" {t:7.3f} {rt:5.2f} {it:5.2f} {plus_t:5.0f} | {t / o:6.2f} | {mad:6.4f}",
                 flush=True,
             )
-        print("  (/raw: median e2e / median of a raw session.run timed next to each e2e run;")
+        print("  (/raw: median of each e2e run over the raw session.run timed right before it;")
         print("   /inf and +ms: e2e over and minus the session.run inside the same call, medians;")
         print("   faster: rembg e2e / ours; parity: mean |alpha ours - rembg's|, 0..1)")
         biggest_small = max((p for p in self.photos if p != self.large), key=megapixels)
