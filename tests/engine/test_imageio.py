@@ -346,6 +346,16 @@ def test_reduced_decode_only_for_big_jpegs(photo: Image.Image, big_photo: Image.
     assert decode_small(probe(cmyk, LIMIT_MP), (320, 320)) is None
 
 
+def test_no_reduced_decode_for_a_progressive_jpeg(big_photo: Image.Image) -> None:
+    """Its scans are decoded whole either way: the full decode comes first instead."""
+    progressive = probe(save(big_photo, "JPEG", progressive=True), LIMIT_MP)
+    assert progressive.progressive
+    assert decode_small(progressive, (320, 320)) is None
+    baseline = probe(save(big_photo, "JPEG"), LIMIT_MP)
+    assert not baseline.progressive
+    assert decode_small(baseline, (320, 320)) is not None
+
+
 def test_broken_exif_does_not_refuse_a_readable_photo(photo: Image.Image) -> None:
     data = with_orientation(photo, "JPEG", 42)
     p = probe(data, LIMIT_MP)

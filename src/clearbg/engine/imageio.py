@@ -78,6 +78,7 @@ class Probe:
     orientation: int
     transparency: bool = False  # a palette or colour-key transparency (PNG tRNS, GIF)
     icc: bytes | None = None  # the photo's RGB colour profile (Display P3, Adobe RGB, ...)
+    progressive: bool = False  # a progressive JPEG
 
     @property
     def size(self) -> tuple[int, int]:
@@ -160,7 +161,9 @@ def probe(data: bytes, max_megapixels: float) -> Probe:
     if orientation not in range(1, 9) or fmt == "TIFF":
         # Pillow's TIFF reader reports the oriented size and rotates while it loads
         orientation = 1
-    return Probe(data, fmt, im.mode, (w, h), orientation, "transparency" in im.info, _rgb_icc(im))
+    keyed = "transparency" in im.info
+    progressive = bool(im.info.get("progressive") or im.info.get("progression"))
+    return Probe(data, fmt, im.mode, (w, h), orientation, keyed, _rgb_icc(im), progressive)
 
 
 def _rgb_icc(im: Image.Image) -> bytes | None:
@@ -312,9 +315,12 @@ def decode_small(p: Probe, min_size: tuple[int, int]) -> Image.Image | None:
     """A quickly decoded RGB image at least ``min_size`` (stored orientation), or None.
 
     Only JPEG has a cheap reduced decode (DCT scaling); for other formats the caller uses the
-    full decode. The result is oriented like the full image.
+    full decode. Not for a progressive JPEG either: its entropy decoding, which DCT scaling does
+    not shorten, is most of its cost (0.67 MP: 5.5 ms reduced against 6.2 ms whole; baseline
+    1.55 MP: 4.1 against 6.5), so the full decode would run a second time beside inference for
+    nothing. The result is oriented like the full image.
     """
-    if p.format not in ("JPEG", "MPO") or p.mode not in ("RGB", "L"):
+    if p.format not in ("JPEG", "MPO") or p.mode not in ("RGB", "L") or p.progressive:
         return None
     w, h = p.stored_size
     want = max(min_size)
