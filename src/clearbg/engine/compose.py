@@ -41,6 +41,17 @@ class Box:
     height: int
 
 
+def _extent(alpha: NDArray[np.uint8], least: int) -> tuple[int, int, int, int] | None:
+    """The rows and columns (top, bottom, left, right; ends exclusive) that hold every pixel
+    whose alpha is at least ``least``, or None when there is none."""
+    rows = np.flatnonzero(alpha.max(axis=1) >= least)
+    if len(rows) == 0:
+        return None
+    top, bottom = int(rows[0]), int(rows[-1]) + 1
+    cols = np.flatnonzero(alpha[top:bottom].max(axis=0) >= least)
+    return top, bottom, int(cols[0]), int(cols[-1]) + 1
+
+
 class _BoxTracker:
     """The subject's bounding box, gathered from alpha strips as they are produced."""
 
@@ -49,11 +60,11 @@ class _BoxTracker:
         self._box: list[int] | None = None  # left, top, right, bottom (exclusive)
 
     def add(self, y0: int, alpha: NDArray[np.uint8]) -> None:
-        rows = np.flatnonzero(alpha.max(axis=1) >= SUBJECT_ALPHA)
-        if len(rows) == 0:
+        extent = _extent(alpha, SUBJECT_ALPHA)
+        if extent is None:
             return
-        cols = np.flatnonzero(alpha[rows[0] : rows[-1] + 1].max(axis=0) >= SUBJECT_ALPHA)
-        found = [int(cols[0]), y0 + int(rows[0]), int(cols[-1]) + 1, y0 + int(rows[-1]) + 1]
+        top, bottom, left, right = extent
+        found = [left, y0 + top, right, y0 + bottom]
         with self._lock:
             if self._box is None:
                 self._box = found
@@ -279,12 +290,10 @@ def _transparent_rows(rgb: NDArray[np.uint8], a: NDArray[np.uint8]) -> NDArray[n
     is left zero (a typical cut-out is transparent over a third to a half of its area)."""
     h, w = a.shape
     out = np.zeros((h, w, 4), dtype=np.uint8)
-    ys = np.flatnonzero(a.max(axis=1))
-    if len(ys) == 0:
+    extent = _extent(a, 1)
+    if extent is None:
         return out
-    y0, y1 = int(ys[0]), int(ys[-1]) + 1
-    xs = np.flatnonzero(a[y0:y1].max(axis=0))
-    x0, x1 = int(xs[0]), int(xs[-1]) + 1
+    y0, y1, x0, x1 = extent
     box, colour, alpha = out[y0:y1, x0:x1], rgb[y0:y1, x0:x1], a[y0:y1, x0:x1]
     if colour.strides[1] == 4 and colour.strides[2] == 1:
         # the colour is a view into RGBA pixels: copied four bytes a pixel, alpha after
