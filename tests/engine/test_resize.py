@@ -72,3 +72,23 @@ def test_threads_resizing_at_once_each_have_a_resizer_and_get_what_one_thread_ge
     assert _resizer()[0] is _resizer()[0]  # a thread keeps its own
     for i, got in enumerate(together):
         assert np.array_equal(got, alone[i % len(photos)])
+
+
+@pytest.mark.parametrize("channels", [3, 4])
+@pytest.mark.parametrize(("height", "width"), [(1481, 987), (641, 1900), (333, 500)])
+def test_the_resizers_threads_give_the_pixels_of_one_thread(
+    channels: int, height: int, width: int
+) -> None:
+    """The library splits each resize over its thread pool; the model's input must not depend
+    on that (parity with rembg and the cached eval masks rest on it)."""
+    from cykooz_resizer import FilterType, ResizeAlg, ResizeOptions, Resizer
+
+    rng = np.random.default_rng(height)
+    pixels = rng.integers(0, 256, (height, width, channels), dtype=np.uint8)
+    mode = "CMYK" if channels == 4 else "RGB"
+    src = Image.frombytes(mode, (width, height), pixels.tobytes())
+    dst = Image.new(mode, (320, 320))
+    alg = ResizeAlg.convolution(FilterType.lanczos3)
+    Resizer().resize_pil(src, dst, ResizeOptions(resize_alg=alg, use_alpha=False))
+    one_thread = np.asarray(dst)[:, :, :3]
+    assert np.array_equal(convolve(pixels, (320, 320), "lanczos"), one_thread)
