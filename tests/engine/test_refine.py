@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pytest
 from numpy.typing import NDArray
@@ -102,3 +104,16 @@ def test_empty_and_full_masks_and_tiny_images_pass_through(shape: tuple[int, int
         assert np.array_equal(refine_alpha(rgb, coarse), coarse)
     alpha = np.full(shape, 0.5, np.float32)
     assert estimate_foreground(rgb, alpha).shape == rgb.shape
+
+
+def test_foreground_on_a_pool_is_the_same_and_keeps_each_channel_in_its_place() -> None:
+    # big enough that the wide pass runs on its coarser grid (side 300: a step of 3)
+    rgb = two_colours(300, 400, 200, noise=20)
+    rgb[:, :, 2] = np.random.default_rng(4).integers(0, 256, (300, 400), dtype=np.uint8)
+    alpha = soft_step(300, 400, 200.0, 8.0)
+    alone = estimate_foreground(rgb, alpha)
+    with ThreadPoolExecutor(2) as pool:
+        assert np.array_equal(estimate_foreground(rgb, alpha, pool), alone)
+        # the planes are fused apart: the channels swapped in give them swapped out
+        swapped = estimate_foreground(np.ascontiguousarray(rgb[:, :, ::-1]), alpha, pool)
+    assert np.array_equal(swapped, alone[:, :, ::-1])

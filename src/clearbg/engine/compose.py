@@ -209,7 +209,7 @@ def layers(
         return Layers(rgb, out_size[0], out_size[1], alpha_rows, tracker, pixels.icc)
     alpha = np.ascontiguousarray(upsampled)
     if opts.refine or (opts.foreground and opts.channels == "rgba"):
-        rgb, alpha = _refined(np.ascontiguousarray(rgb), alpha, opts)
+        rgb, alpha = _refined(np.ascontiguousarray(rgb), alpha, opts, pool)
     if alpha_in is not None:
         own = np.ascontiguousarray(alpha_in)
         alpha = np.asarray(cv2.multiply(alpha, own, scale=1 / 255), dtype=np.uint8)
@@ -227,7 +227,7 @@ def layers(
 
 
 def _refined(
-    rgb: NDArray[np.uint8], alpha: NDArray[np.uint8], opts: RemoveOptions
+    rgb: NDArray[np.uint8], alpha: NDArray[np.uint8], opts: RemoveOptions, pool: Executor | None
 ) -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
     """Refined alpha and foreground colour. Above ``REFINE_PIXELS`` the work is done on a
     reduced copy and brought back: the model's mask has 320x320 pixels of information, so a
@@ -250,7 +250,7 @@ def _refined(
     soft = work.astype(np.float32) * np.float32(1 / 255)
     if opts.refine:
         soft = np.clip(matting.matte_alpha(work_rgb, soft), 0.0, 1.0)
-    colour = refine.estimate_foreground(work_rgb, soft) if foreground else work_rgb
+    colour = refine.estimate_foreground(work_rgb, soft, pool) if foreground else work_rgb
     if scale == 1.0:
         new_alpha = (soft * 255 + 0.5).astype(np.uint8) if opts.refine else alpha
         return (colour if foreground else rgb), new_alpha
