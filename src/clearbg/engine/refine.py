@@ -173,7 +173,7 @@ def _mean(x: F32, window: tuple[int, int]) -> F32:
 
 
 def _weights(alpha: F32, radius: int) -> tuple[F32, F32]:
-    """A pass's local sums of alpha and of 1 - alpha (the same for every colour channel)."""
+    """A pass's local means of alpha and of 1 - alpha (the same for every colour plane)."""
     step, small, window = _grid(alpha.shape, radius)
     a = alpha if step == 1 else _resize(alpha, small, cv2.INTER_AREA)
     tiny = np.float32(1e-5)
