@@ -112,9 +112,9 @@ def solve_matte(
     """Alpha minimising a^T L a + sum w (a - prior)^2, with a fixed to ``known`` outside
     ``unknown``: conjugate gradients preconditioned by the diagonal, started from the prior."""
     u = unknown.astype(np.float32)
-    known, prior = known.astype(np.float32), prior.astype(np.float32)
-    prior_weight = prior_weight.astype(np.float32)
-    weight = prior_weight * u
+    # in float32, as the Laplacian works (no copy when they already are, as matte_alpha's are)
+    known, prior = np.asarray(known, np.float32), np.asarray(prior, np.float32)
+    weight = np.asarray(prior_weight, np.float32) * u
 
     def apply(x: F32) -> F32:
         out: F32 = u * lap(u * x) + weight * x

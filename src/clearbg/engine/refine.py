@@ -10,6 +10,7 @@ Estimation", ICIP 2021) so the old background does not bleed into edge pixels.
 from __future__ import annotations
 
 from concurrent.futures import Executor
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -159,50 +160,48 @@ def refine_alpha(rgb: NDArray[np.uint8], coarse: F32, passes: int = 1) -> F32:
     return out.astype(np.float32)
 
 
-def _grid(shape: tuple[int, ...], radius: int) -> tuple[int, tuple[int, int], tuple[int, int]]:
-    """A blur-fusion pass's grid: its step (a wide window's mean is smooth, so it is taken on a
-    grid up to 8x coarser and scaled back up), the grid's size and the window on it."""
-    h, w = shape[:2]
-    step = max(1, min(8, radius // 8))
-    r = max(1, round(radius / step))
-    return step, (max(1, round(w / step)), max(1, round(h / step))), (2 * r + 1, 2 * r + 1)
+@dataclass(frozen=True)
+class _Pass:
+    """One blur-fusion pass: a wide window's mean is smooth, so it is taken on a grid up to 8x
+    coarser (``step``) and scaled back up; the local means of alpha and of 1 - alpha are the
+    same for every colour plane, so they are computed once."""
 
+    step: int
+    small: tuple[int, int]  # the grid's size
+    radius: int  # the window's radius on the grid
+    weight_f: F32
+    weight_b: F32
 
-def _mean(x: F32, window: tuple[int, int]) -> F32:
-    return np.asarray(cv2.blur(x, window, borderType=cv2.BORDER_REFLECT), dtype=np.float32)
+    @classmethod
+    def of(cls, alpha: F32, radius: int) -> _Pass:
+        h, w = alpha.shape
+        step = max(1, min(8, radius // 8))
+        small = (max(1, round(w / step)), max(1, round(h / step)))
+        r = max(1, round(radius / step))
+        a = alpha if step == 1 else _resize(alpha, small, cv2.INTER_AREA)
+        tiny = np.float32(1e-5)
+        return cls(step, small, r, _box(a, r) + tiny, _box(1 - a, r) + tiny)
 
-
-def _weights(alpha: F32, radius: int) -> tuple[F32, F32]:
-    """A pass's local means of alpha and of 1 - alpha (the same for every colour plane)."""
-    step, small, window = _grid(alpha.shape, radius)
-    a = alpha if step == 1 else _resize(alpha, small, cv2.INTER_AREA)
-    tiny = np.float32(1e-5)
-    return _mean(a, window) + tiny, _mean(1 - a, window) + tiny
+    def mean(self, x: F32, weight: F32) -> F32:
+        """The local mean of ``x`` over ``weight``'s, back at ``x``'s size."""
+        h, w = x.shape
+        small = x if self.step == 1 else _resize(x, self.small, cv2.INTER_AREA)
+        out = _box(small, self.radius)
+        out /= weight
+        return out if self.step == 1 else _resize(out, (w, h), cv2.INTER_LINEAR)
 
 
 def _fuse_plane(
-    image: F32, alpha: F32, beta: F32, passes: list[tuple[int, tuple[F32, F32]]]
+    plane: NDArray[np.uint8], alpha: F32, beta: F32, passes: list[_Pass]
 ) -> NDArray[np.uint8]:
     """Blur fusion of one colour plane (alpha's complement ``beta`` = 1 - alpha). Each pass:
     local means of F (weighted by alpha) and B (by 1 - alpha), then the compositing residual
     I - (aF + (1-a)B) shared between them in proportion to a and 1 - a."""
-    h, w = alpha.shape
+    image = plane.astype(np.float32) * np.float32(1 / 255)
     fg = bg = image
-    for radius, (weight_f, weight_b) in passes:
-        step, small, window = _grid(alpha.shape, radius)
-
-        def shrink(x: F32, step: int = step, small: tuple[int, int] = small) -> F32:
-            return x if step == 1 else _resize(x, small, cv2.INTER_AREA)
-
-        def grow(x: F32, step: int = step) -> F32:
-            return x if step == 1 else _resize(x, (w, h), cv2.INTER_LINEAR)
-
-        f_hat = _mean(shrink(fg * alpha), window)
-        f_hat /= weight_f
-        f_hat = grow(f_hat)
-        b_hat = _mean(shrink(bg * beta), window)
-        b_hat /= weight_b
-        b_hat = grow(b_hat)
+    for one in passes:
+        f_hat = one.mean(fg * alpha, one.weight_f)
+        b_hat = one.mean(bg * beta, one.weight_b)
         residual = alpha * f_hat
         np.subtract(image, residual, out=residual)
         residual -= beta * b_hat
@@ -236,8 +235,8 @@ def estimate_foreground(
     a = np.clip(alpha, 0, 1).astype(np.float32)
     beta = 1 - a
     side = min(a.shape)
-    passes = [(r, _weights(a, r)) for r in (max(3, side // 10), max(1, side // 150))]
-    planes = [p.astype(np.float32) * np.float32(1 / 255) for p in cv2.split(rgb)]
+    passes = [_Pass.of(a, r) for r in (max(3, side // 10), max(1, side // 150))]
+    planes = [np.asarray(p, dtype=np.uint8) for p in cv2.split(rgb)]
     if pool is None:
         fused = [_fuse_plane(p, a, beta, passes) for p in planes]
     else:
