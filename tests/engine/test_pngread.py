@@ -105,6 +105,32 @@ def test_rows_longer_than_a_stored_block(
     np.testing.assert_array_equal(got, pixels)
 
 
+@pytest.mark.parametrize(
+    ("lead", "sizes"),
+    [(0, [65535]), (257, [65278]), (0, [65535 * 2]), (257, [100, 65535 * 3, 7]), (66_001, [9])],
+)
+def test_a_band_is_a_valid_stored_stream(lead: int, sizes: list[int]) -> None:
+    """Each band handed to libspng is a whole deflate stream (the last block marked last, also
+    when it is full), and the row above lands in its slots. libspng stops once it has the rows,
+    so only a stream read to its end shows a missing final mark."""
+    rng = np.random.default_rng(len(sizes))
+    pieces = [rng.integers(0, 256, n, dtype=np.uint8).tobytes() for n in sizes]
+    header = pngread._Header(1, 1, 0, [])
+    band = pngread._stored_png(header, 1, pieces, lead)
+    above = rng.integers(0, 256, lead - 1, dtype=np.uint8) if lead else None
+    if above is not None:
+        band.fill(above)
+    at = 8 + 25  # the signature, the IHDR chunk; the IDAT chunk (its CRC left 0) is next
+    (length,) = struct.unpack_from(">I", band.png, at)
+    assert band.png[at + 4 : at + 8] == b"IDAT"
+    idat = bytes(band.png[at + 8 : at + 8 + length])
+    inflater = zlib.decompressobj(-15)
+    got = inflater.decompress(idat[2:-4])
+    assert inflater.eof and not inflater.unused_data
+    first = b"" if above is None else b"\0" + above.tobytes()
+    assert got == first + b"".join(pieces)
+
+
 def test_a_photo_png_and_many_idat_chunks(pool: ThreadPoolExecutor) -> None:
     data = (PHOTOS / "plants-1.jpg").read_bytes()  # a 1.5 MP RGBA PNG in 8 KB IDAT chunks
     assert sum(kind == b"IDAT" for kind, _ in png_chunks(data)) > 100
