@@ -16,7 +16,7 @@ import pytest
 from numpy.typing import NDArray
 from PIL import Image, ImageOps
 
-from clearbg.engine import Engine, RemoveOptions
+from clearbg.engine import Engine, RemoveOptions, compose
 from clearbg.engine.imageio import Pixels
 from clearbg.engine.pipeline import Cutout, MaskResult
 from clearbg.errors import (
@@ -397,6 +397,29 @@ def test_without_foreground_estimation_the_photos_colours_are_kept(
     a = opened(engine.finish(car_mask, RemoveOptions(refine=True, foreground=False)))[1]
     seen = a[..., 3] > 0
     assert np.array_equal(a[seen, :3], np.asarray(car)[seen])
+
+
+@pytest.mark.parametrize("own", ["opaque", "translucent"])
+def test_an_rgba_photo_over_the_refinement_budget_is_refined_as_its_rgb_twin(
+    engine: Engine, car_mask: MaskResult, monkeypatch: pytest.MonkeyPatch, own: str
+) -> None:
+    """Over ``REFINE_PIXELS`` refinement works on a reduced copy. An RGBA photo's four channels
+    are reduced and brought back whole: its colour comes out as its RGB twin's, never mixed
+    with its alpha channel."""
+    monkeypatch.setattr(compose, "REFINE_PIXELS", 10_000)  # the car has 43,200 pixels
+    rgb = car_mask.pixels.data
+    rng = np.random.default_rng(3)
+    fourth = np.full(rgb.shape[:2], 255, np.uint8)
+    if own == "translucent":
+        fourth = rng.integers(1, 256, rgb.shape[:2], dtype=np.uint8)
+    twin = replace(car_mask, pixels=Pixels(np.dstack([rgb, fourth]), opaque=own == "opaque"))
+    want = opened(engine.finish(car_mask, RemoveOptions()))[1]
+    got = opened(engine.finish(twin, RemoveOptions()))[1]
+    if own == "opaque":
+        assert np.array_equal(got, want)
+    seen = (got[..., 3] > 0) & (want[..., 3] > 0)
+    assert seen.mean() > 0.2
+    assert np.array_equal(got[seen, :3], want[seen, :3])
 
 
 # -- the photo's own transparency ----------------------------------------------------------------
