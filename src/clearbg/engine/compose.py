@@ -264,12 +264,15 @@ def _refined(
             cv2.resize(soft8, (w, h), interpolation=cv2.INTER_LINEAR), dtype=np.uint8
         )
     if foreground:
-        unsure = ((alpha > 2) & (alpha < 253)).view(np.uint8)
-        if four is not None:  # colour brought back as four channels, into a copy of the four
+        # the estimate brought back to full size, and the photo's own colour written over it
+        # where the alpha is sure (not a copy of the photo with the estimate written in)
+        sure = ((alpha <= 2) | (alpha >= 253)).view(np.uint8)
+        if four is not None:  # an RGBA photo's four channels are copied as they are
             colour = np.asarray(cv2.cvtColor(colour, cv2.COLOR_RGB2RGBA), dtype=np.uint8)
-        up = np.asarray(cv2.resize(colour, (w, h), interpolation=cv2.INTER_LINEAR), dtype=np.uint8)
-        whole = (four if four is not None else rgb).copy()
-        cv2.copyTo(up, unsure, whole)
+        whole = np.asarray(
+            cv2.resize(colour, (w, h), interpolation=cv2.INTER_LINEAR), dtype=np.uint8
+        )
+        cv2.copyTo(four if four is not None else rgb, sure, whole)
         rgb = whole[:, :, :3]  # (the fourth channel is not read: alpha is its own layer)
     return rgb, alpha
 
