@@ -5,10 +5,11 @@ unfilterer we have, but it inflates with zlib, three quarters of a photo PNG's d
 20 of 27 ms), and pyspng holds the GIL, so nothing else runs meanwhile. ISA-L inflates 2.5x
 faster and releases the GIL. So:
 
-- the IDAT stream is inflated by ISA-L on the pool, one band of rows (about 2 MB) ahead;
-- each band is handed to libspng as a small PNG of its own whose data are stored (uncompressed)
-  deflate blocks, so libspng only unfilters. Its first row is the row above the band, already
-  unfiltered, with filter "None": the band's Up, Average and Paeth rows find what they need;
+- the IDAT stream is inflated by ISA-L on the pool, one band of rows (about 2 MB) ahead, and
+  laid out there as a small PNG of its own whose data are stored (uncompressed) deflate blocks
+  (numpy's copies, which let go of the GIL), so libspng only unfilters;
+- the band's first row is the row above it, with filter "None", so that its Up, Average and
+  Paeth rows find what they need: the unfiltering thread writes it in once it has unfiltered it;
 - libspng is called through ctypes, which releases the GIL, with the C API that pyspng's
   extension exports, and writes straight into the output array (no copy).
 
