@@ -19,6 +19,7 @@ import pytest
 from numpy.typing import NDArray
 from PIL import Image, ImageOps
 
+from clearbg.engine import imageio
 from clearbg.engine.imageio import Pixels, decode, decode_small, encode, probe
 from clearbg.errors import (
     CorruptImageError,
@@ -121,6 +122,39 @@ def test_mpo_from_a_phone_gives_its_first_picture(photo: Image.Image) -> None:
     p = probe(data, LIMIT_MP)
     assert p.format == "MPO"
     assert mean_error(decode(p).rgb, rgb_of(photo)) < 4.0
+
+
+@pytest.mark.parametrize(
+    ("kind", "params"),
+    [
+        ("baseline 4:4:4", {"subsampling": 0}),
+        ("baseline 4:2:0", {"subsampling": 2}),
+        ("progressive", {"progressive": True}),
+        ("grey", {}),
+        ("mpo", {}),
+    ],
+)
+def test_a_jpeg_is_decoded_straight_into_numpy_with_the_pixels_pillow_gives(
+    photo: Image.Image, kind: str, params: dict[str, object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    im = photo.convert("L") if kind == "grey" else photo
+    if kind == "mpo":
+        data = save(im, "MPO", save_all=True, append_images=[ImageOps.flip(photo)], quality=90)
+    else:
+        data = save(im, "JPEG", quality=90, **params)
+    fast: list[bool] = []
+    real = imageio._decode_jpeg
+
+    def spy(data: bytes, mode: str) -> NDArray[np.uint8] | None:
+        got = real(data, mode)
+        fast.append(got is not None)
+        return got
+
+    monkeypatch.setattr(imageio, "_decode_jpeg", spy)
+    px = load(data)
+    assert fast == [True]  # simplejpeg decoded it, not Pillow after it gave up
+    with Image.open(io.BytesIO(data)) as ref:
+        assert np.array_equal(px.rgb, np.asarray(ref.convert("RGB")))
 
 
 # -- modes -------------------------------------------------------------------------------------
