@@ -157,6 +157,37 @@ def test_a_jpeg_is_decoded_straight_into_numpy_with_the_pixels_pillow_gives(
         assert np.array_equal(px.rgb, np.asarray(ref.convert("RGB")))
 
 
+@pytest.mark.parametrize("kind", ["rgb", "rgba", "10-bit"])
+def test_a_heic_is_decoded_straight_into_numpy_with_the_pixels_pillow_gives(
+    photo: Image.Image, alpha: Image.Image, kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if kind == "10-bit":
+        rgb16 = np.asarray(photo).astype(np.uint16) * 257
+        heif = pillow_heif.from_bytes(mode="RGB;16", size=(120, 90), data=rgb16.tobytes())
+        buf = io.BytesIO()
+        heif.save(buf, quality=-1)
+        data = buf.getvalue()
+    else:
+        im = photo.copy()
+        if kind == "rgba":
+            im.putalpha(alpha)
+        data = save(im, "HEIF", quality=90)
+    fast: list[bool] = []
+    real = imageio._decode_heif
+
+    def spy(data: bytes) -> NDArray[np.uint8] | None:
+        got = real(data)
+        fast.append(got is not None)
+        return got
+
+    monkeypatch.setattr(imageio, "_decode_heif", spy)
+    px = load(data)
+    assert fast == [True]  # pillow_heif decoded it, not Pillow after it gave up
+    with Image.open(io.BytesIO(data)) as ref:
+        want = np.asarray(ref.convert("RGBA" if kind == "rgba" else "RGB"))
+    assert np.array_equal(px.data, want)
+
+
 # -- modes -------------------------------------------------------------------------------------
 
 
@@ -445,6 +476,7 @@ BAD: dict[str, tuple[Callable[[Image.Image], bytes], type[ImageError]]] = {
     "truncated-png": (lambda im: save(im, "PNG")[:5000], TruncatedImageError),
     "png-cut-in-header": (lambda im: save(im, "PNG")[:20], TruncatedImageError),
     "truncated-webp": (lambda im: save(im, "WEBP")[:800], TruncatedImageError),
+    "truncated-heic": (lambda im: (d := save(im, "HEIF"))[: len(d) // 2], TruncatedImageError),
     "corrupt-jpeg": (lambda im: corrupt(save(im, "JPEG"), 400, 1600, 0), CorruptImageError),
     "corrupt-png": (lambda im: corrupt(save(im, "PNG"), 200, 60, 0xFF), CorruptImageError),
     "ico": (lambda im: save(im.resize((64, 64)), "ICO"), UnsupportedFormatError),
