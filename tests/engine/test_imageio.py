@@ -124,6 +124,21 @@ def test_mpo_from_a_phone_gives_its_first_picture(photo: Image.Image) -> None:
     assert mean_error(decode(p).rgb, rgb_of(photo)) < 4.0
 
 
+def decoded_by(monkeypatch: pytest.MonkeyPatch, name: str) -> list[bool]:
+    """Spy on one of imageio's fast decoders: an entry per call, whether it decoded the image
+    (True) or gave up on it so that Pillow would (False)."""
+    real = getattr(imageio, name)
+    calls: list[bool] = []
+
+    def spy(*args: object) -> NDArray[np.uint8] | None:
+        got: NDArray[np.uint8] | None = real(*args)
+        calls.append(got is not None)
+        return got
+
+    monkeypatch.setattr(imageio, name, spy)
+    return calls
+
+
 @pytest.mark.parametrize(
     ("kind", "params"),
     [
@@ -142,15 +157,7 @@ def test_a_jpeg_is_decoded_straight_into_numpy_with_the_pixels_pillow_gives(
         data = save(im, "MPO", save_all=True, append_images=[ImageOps.flip(photo)], quality=90)
     else:
         data = save(im, "JPEG", quality=90, **params)
-    fast: list[bool] = []
-    real = imageio._decode_jpeg
-
-    def spy(data: bytes, mode: str) -> NDArray[np.uint8] | None:
-        got = real(data, mode)
-        fast.append(got is not None)
-        return got
-
-    monkeypatch.setattr(imageio, "_decode_jpeg", spy)
+    fast = decoded_by(monkeypatch, "_decode_jpeg")
     px = load(data)
     assert fast == [True]  # simplejpeg decoded it, not Pillow after it gave up
     with Image.open(io.BytesIO(data)) as ref:
@@ -172,15 +179,7 @@ def test_a_heic_is_decoded_straight_into_numpy_with_the_pixels_pillow_gives(
         if kind == "rgba":
             im.putalpha(alpha)
         data = save(im, "HEIF", quality=90)
-    fast: list[bool] = []
-    real = imageio._decode_heif
-
-    def spy(data: bytes) -> NDArray[np.uint8] | None:
-        got = real(data)
-        fast.append(got is not None)
-        return got
-
-    monkeypatch.setattr(imageio, "_decode_heif", spy)
+    fast = decoded_by(monkeypatch, "_decode_heif")
     px = load(data)
     assert fast == [True]  # pillow_heif decoded it, not Pillow after it gave up
     with Image.open(io.BytesIO(data)) as ref:
