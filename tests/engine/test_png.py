@@ -57,12 +57,17 @@ def test_images_taller_than_one_strip_round_trip(channels: int, width: int, heig
 
 
 @pytest.mark.parametrize("channels", [1, 3, 4])
-def test_strips_compressed_in_parallel_give_the_same_file(channels: int) -> None:
+def test_strips_compressed_in_parallel_give_the_same_rows(channels: int) -> None:
+    """The same filtered rows, strip for strip, whoever compresses them. (Not always the same
+    bytes: ISA-L's compressed output for the same rows has differed between runs, once.)"""
     pixels = _pixels(800, 3000, channels)
     with ThreadPoolExecutor(2) as pool:
         parallel = encode_png(pixels, executor=pool)
         by_rows = encode_png_rows(800, 3000, channels, lambda y0, y1: pixels[y0:y1], executor=pool)
-    assert parallel == encode_png(pixels) == by_rows
+    rows = [zlib.decompress(_idat(d)) for d in (parallel, encode_png(pixels), by_rows)]
+    assert rows[0] == rows[1] == rows[2]
+    first = rows[0][:: 800 * channels + 1]  # each row's filter type
+    assert set(first) == {0, 2} and first[0] == 0  # Up, and None where a strip starts
     _, back = _decode(parallel)
     assert np.array_equal(back.reshape(pixels.shape), pixels)
 
