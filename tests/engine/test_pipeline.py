@@ -410,14 +410,19 @@ def test_without_foreground_estimation_the_photos_colours_are_kept(
     assert np.array_equal(a[seen, :3], np.asarray(car)[seen])
 
 
+@pytest.mark.parametrize("budget", [10_000, compose.REFINE_PIXELS])
 @pytest.mark.parametrize("own", ["opaque", "translucent"])
-def test_an_rgba_photo_over_the_refinement_budget_is_refined_as_its_rgb_twin(
-    engine: Engine, car_mask: MaskResult, monkeypatch: pytest.MonkeyPatch, own: str
+def test_an_rgba_photo_is_refined_as_its_rgb_twin(
+    engine: Engine,
+    car_mask: MaskResult,
+    monkeypatch: pytest.MonkeyPatch,
+    own: str,
+    budget: int,
 ) -> None:
-    """Over ``REFINE_PIXELS`` refinement works on a reduced copy. An RGBA photo's four channels
-    are reduced and brought back whole: its colour comes out as its RGB twin's, never mixed
-    with its alpha channel."""
-    monkeypatch.setattr(compose, "REFINE_PIXELS", 10_000)  # the car has 43,200 pixels
+    """An RGBA photo's colour, a view into its four-byte pixels, comes out of refinement as its
+    RGB twin's, never mixed with its alpha channel: at full size, and over ``REFINE_PIXELS``
+    (the car has 43,200 pixels), where the work is done on a reduced copy."""
+    monkeypatch.setattr(compose, "REFINE_PIXELS", budget)
     rgb = car_mask.pixels.data
     rng = np.random.default_rng(3)
     fourth = np.full(rgb.shape[:2], 255, np.uint8)
