@@ -110,9 +110,7 @@ def numpy_huge_pages(on: bool) -> None:
     718 ms outside inference with huge pages and 570 ms without (medians of 8, interleaved),
     and at most 1.27 s against 0.59 s; 0.2-1.5 MP photos, and any photo with refinement off,
     took the same time either way. A NumPy without the switch is left as it is."""
-    import numpy
-
-    core = getattr(numpy, "_core", None) or getattr(numpy, "core", None)
+    core = getattr(np, "_core", None) or getattr(np, "core", None)
     switch = getattr(getattr(core, "multiarray", None), "_set_madvise_hugepage", None)
     if switch is not None:
         switch(on)
