@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import struct
+import threading
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 
@@ -45,7 +46,7 @@ def test_round_trips_exactly(channels: int, width: int, height: int) -> None:
     [(1, 1024, 4500), (2, 700, 3300), (3, 600, 2600), (4, 512, 2500)],
 )
 def test_images_taller_than_one_strip_round_trip(channels: int, width: int, height: int) -> None:
-    # a strip holds about 4 MiB of raw rows: each of these needs two or three strips
+    # a strip holds about 1 MiB of raw rows: each of these needs several
     assert width * height * channels > 4 << 20
     pixels = _pixels(width, height, channels)
     data = encode_png(pixels)
@@ -70,6 +71,19 @@ def test_strips_compressed_in_parallel_give_the_same_rows(channels: int) -> None
     assert set(first) == {0, 2} and first[0] == 0  # Up, and None where a strip starts
     _, back = _decode(parallel)
     assert np.array_equal(back.reshape(pixels.shape), pixels)
+
+
+def test_a_busy_pool_does_not_hold_the_writer_up() -> None:
+    """The calling thread compresses every strip itself when the pool has no thread free."""
+    pixels = _pixels(800, 3000, 3)
+    release = threading.Event()
+    with ThreadPoolExecutor(1) as pool:
+        blocker = pool.submit(release.wait, 30)
+        data = encode_png(pixels, executor=pool)
+        assert not blocker.done()  # written while the pool's only thread was still busy
+        release.set()
+    _, back = _decode(data)
+    assert np.array_equal(back, pixels)
 
 
 def test_a_grey_image_may_be_two_dimensional() -> None:

@@ -9,6 +9,7 @@ strips stay in the CPU's caches.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable
 from concurrent.futures import Executor
@@ -23,6 +24,7 @@ from clearbg.engine import matting, refine
 from clearbg.engine.imageio import MEDIA_TYPES, Pixels, encode
 from clearbg.engine.options import RemoveOptions, fit_size
 from clearbg.engine.png import encode_png_rows
+from clearbg.engine.turns import run_in_turn
 
 __all__ = ["Box", "Layers", "layers", "render"]
 
@@ -178,10 +180,8 @@ def _upsample_mask(
 def _gather(rows: AlphaRows, height: int, pool: Executor | None) -> NDArray[np.uint8]:
     """All rows at once, computed in strips on the pool."""
     step = max(1, -(-height // _STRIPS))
-    parts = [(y, min(height, y + step)) for y in range(0, height, step)]
-    if pool is None:
-        return np.concatenate([rows(a, b) for a, b in parts])
-    return np.concatenate([f.result() for f in [pool.submit(rows, a, b) for a, b in parts]])
+    jobs = [functools.partial(rows, y, min(height, y + step)) for y in range(0, height, step)]
+    return np.concatenate(run_in_turn(jobs, pool))
 
 
 def layers(

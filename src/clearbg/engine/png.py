@@ -11,6 +11,7 @@ cut-out never makes a full-size copy.
 
 from __future__ import annotations
 
+import functools
 import struct
 import zlib
 from collections.abc import Callable
@@ -20,12 +21,15 @@ import numpy as np
 from isal import isal_zlib
 from numpy.typing import NDArray
 
+from clearbg.engine.turns import run_in_turn
+
 __all__ = ["Rows", "encode_png", "encode_png_rows"]
 
 _SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _COLOR_TYPES = {1: 0, 2: 4, 3: 2, 4: 6}  # channels -> PNG colour type
 _MOD_ADLER = 65521
-_STRIP_BYTES = 4 << 20  # aim for about this many raw bytes per strip
+_STRIP_BYTES = 1 << 20  # aim for about this many raw bytes per strip (in the CPU's caches)
+_STRIPS = 24  # and at most this many strips (24 MP RGBA: 4 MB each; 1 MB strips were slower)
 
 
 def _chunk(kind: bytes, payload: bytes) -> bytes:
@@ -93,30 +97,27 @@ def encode_png_rows(
     profile to embed (an iCCP chunk; ignored for grey images, which it would not describe).
 
     With an executor the strips are produced, filtered and compressed in parallel (ISA-L and
-    numpy release the GIL); a strip is a few MB, so the work stays in the CPU's caches.
+    numpy release the GIL); a strip is about 1 MB, so the work stays in the CPU's caches.
     """
     if channels not in _COLOR_TYPES:
         raise ValueError(f"cannot write a PNG with {channels} channels")
-    # equal strips, an even number of them for the pool's two threads: unequal ones left one
-    # thread idle (1.5 MP RGBA: strips of 1062 and 419 rows took 10 ms, two of 741 took 6).
-    # The count does not depend on the executor, so neither do the rows and filters the file
-    # holds. (ISA-L's compressed bytes for the same rows can differ now and then between runs:
-    # seen once in the test suite. Every one is a valid stream of the same rows.)
+    # strips of about 1 MB, taken in turn by this thread and a pool thread (``run_in_turn``).
+    # Their number does not depend on the executor, so neither do the rows and filters the
+    # file holds. (ISA-L's compressed bytes for the same rows can differ now and then between
+    # runs: seen once in the test suite. Every one is a valid stream of the same rows.)
     size = height * width * channels
-    count = -(-size // _STRIP_BYTES)
-    if size >= _STRIP_BYTES // 4 and height > 1:
-        count += count % 2
-    step = -(-height // min(count, height))
+    count = min(-(-size // _STRIP_BYTES), _STRIPS, height)
+    step = -(-height // count)
     starts = list(range(0, height, step))
-    args = [(rows, y, min(y + step, height), y == starts[-1], level) for y in starts]
-    if executor is None or len(args) == 1:
-        parts = [_compress_strip(*a) for a in args]
-    else:
-        # this thread makes the first strip itself rather than wait: it is already running,
-        # while a pool thread that has slept through inference is slow to get a core back
-        # (1.5 MP cut-out: 10.1 -> 7.9 ms)
-        rest = [executor.submit(_compress_strip, *a) for a in args[1:]]
-        parts = [_compress_strip(*args[0]), *(f.result() for f in rest)]
+    parts = run_in_turn(
+        [
+            functools.partial(
+                _compress_strip, rows, y, min(y + step, height), y == starts[-1], level
+            )
+            for y in starts
+        ],
+        executor,
+    )
     adler = 1
     for _, part_adler, length in parts:
         adler = _adler_combine(adler, part_adler, length)
