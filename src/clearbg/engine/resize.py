@@ -66,6 +66,8 @@ def convolve(
     ``pixels``, or a Pillow image, resized to ``size`` (width, height) with the family's
     filter, as RGB."""
     resizer, options = _resizer()
+    if isinstance(pixels, np.ndarray) and pixels.shape[2] == 3:
+        return _convolve_rgb(resizer, pixels, size, options[resample])
     if isinstance(pixels, Image.Image):
         src = pixels if pixels.mode == "RGB" else pixels.convert("RGB")
     elif pixels.shape[2] == 4 and pixels.flags.c_contiguous:
@@ -80,6 +82,21 @@ def convolve(
     resizer.resize_pil(src, dst, options[resample])  # lets go of the GIL
     out = np.asarray(dst)
     return out if out.shape[2] == 3 else np.ascontiguousarray(out[:, :, :3])
+
+
+def _convolve_rgb(
+    resizer: Any, pixels: NDArray[np.uint8], size: tuple[int, int], options: Any
+) -> NDArray[np.uint8]:
+    """Three bytes a pixel resized as three bytes a pixel: a Pillow RGB image would hold four
+    (the copy into it, and the fourth channel's filtering, made a 1.5 MP photo's resize take
+    4.0 ms instead of 2.6; the very same pixels). The library takes its pixels as bytes."""
+    from cykooz_resizer import ImageData, PixelType
+
+    h, w = pixels.shape[:2]
+    src = ImageData(w, h, PixelType.U8x3, np.ascontiguousarray(pixels).tobytes())
+    dst = ImageData(size[0], size[1], PixelType.U8x3)
+    resizer.resize(src, dst, options)
+    return np.frombuffer(dst.get_buffer(), dtype=np.uint8).reshape(size[1], size[0], 3)
 
 
 def model_input(
