@@ -17,7 +17,7 @@ import pytest
 from numpy.typing import NDArray
 from PIL import Image
 
-from clearbg.engine import imageio, pngread
+from clearbg.engine import imageio, inflate, pngread
 from clearbg.engine.png import _COLOR_TYPES, _SIGNATURE, _chunk
 from clearbg.engine.pngread import read_png
 from tests.conftest import PHOTOS
@@ -81,7 +81,7 @@ def test_every_colour_type_in_bands_gives_the_pixels_written(
     channels: int, band_bytes: int, pool: ThreadPoolExecutor, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # band_bytes 1: a band of one row each; 5000: bands of a few rows; 2 MB: one band
-    monkeypatch.setattr(pngread, "_BAND_BYTES", band_bytes)
+    monkeypatch.setattr(pngread, "_BAND_BYTES", (band_bytes, band_bytes))
     pixels = _photo(333, 121, channels)
     data = _every_filter(pixels)
     with Image.open(io.BytesIO(data)) as im:  # the test's own writer is right
@@ -98,7 +98,7 @@ def test_rows_longer_than_a_stored_block(
 ) -> None:
     """A row of 66,001 bytes spans two stored blocks, and so does the row above that each band
     after the first leads with."""
-    monkeypatch.setattr(pngread, "_BAND_BYTES", band_bytes)
+    monkeypatch.setattr(pngread, "_BAND_BYTES", (band_bytes, band_bytes))
     pixels = _photo(22_000, 7, 3)
     got = read_png(_every_filter(pixels), pool)
     assert got is not None
@@ -106,20 +106,26 @@ def test_rows_longer_than_a_stored_block(
 
 
 @pytest.mark.parametrize(
-    ("lead", "sizes"),
-    [(0, [65535]), (257, [65278]), (0, [65535 * 2]), (257, [100, 65535 * 3, 7]), (66_001, [9])],
+    ("rows", "row_bytes", "above"),
+    [(1, 65535, False), (1, 65278, True), (2, 65535, False), (5, 40_000, True), (1, 66_001, True)],
 )
-def test_a_band_is_a_valid_stored_stream(lead: int, sizes: list[int]) -> None:
+def test_a_band_is_a_valid_stored_stream(rows: int, row_bytes: int, above: bool) -> None:
     """Each band handed to libspng is a whole deflate stream (the last block marked last, also
-    when it is full), and the row above lands in its slots. libspng stops once it has the rows,
-    so only a stream read to its end shows a missing final mark."""
-    rng = np.random.default_rng(len(sizes))
-    pieces = [rng.integers(0, 256, n, dtype=np.uint8).tobytes() for n in sizes]
+    when it is full) whose blocks ISA-L filled in place, from a stream in two IDAT chunks, and
+    the row above lands in its slots. libspng stops once it has the rows, so only a stream read
+    to its end shows a missing final mark."""
+    rng = np.random.default_rng(rows + row_bytes)
+    raw = rng.integers(0, 256, rows * row_bytes, dtype=np.uint8).tobytes()
+    compressed = zlib.compress(raw)
+    source = inflate.inflater([compressed[:1000], compressed[1000:]])
+    assert source is not None
     header = pngread._Header(1, 1, 0, [])
-    band = pngread._stored_png(header, 1, pieces, lead)
-    above = rng.integers(0, 256, lead - 1, dtype=np.uint8) if lead else None
-    if above is not None:
-        band.fill(above)
+    header.row_bytes = row_bytes
+    band = pngread._band(header, source, rows, above)
+    assert band is not None and source.finished()
+    row_above = rng.integers(0, 256, row_bytes - 1, dtype=np.uint8) if above else None
+    if row_above is not None:
+        band.fill(row_above)
     at = 8 + 25  # the signature, the IHDR chunk; the IDAT chunk (its CRC left 0) is next
     (length,) = struct.unpack_from(">I", band.png, at)
     assert band.png[at + 4 : at + 8] == b"IDAT"
@@ -127,8 +133,8 @@ def test_a_band_is_a_valid_stored_stream(lead: int, sizes: list[int]) -> None:
     inflater = zlib.decompressobj(-15)
     got = inflater.decompress(idat[2:-4])
     assert inflater.eof and not inflater.unused_data
-    first = b"" if above is None else b"\0" + above.tobytes()
-    assert got == first + b"".join(pieces)
+    first = b"" if row_above is None else b"\0" + row_above.tobytes()
+    assert got == first + raw
 
 
 def test_a_photo_png_and_many_idat_chunks(pool: ThreadPoolExecutor) -> None:
@@ -272,3 +278,47 @@ def test_without_libspngs_api_the_usual_decoders_read_it(
     data = _png(pixels)
     assert read_png(data, pool) is None
     np.testing.assert_array_equal(imageio.decode(imageio.probe(data, 100), pool).data, pixels)
+
+
+def test_without_isal_s_api_the_usual_decoders_read_it(
+    pool: ThreadPoolExecutor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(inflate, "_isal", lambda: None)
+    pixels = _photo(64, 48, 3)
+    data = _png(pixels)
+    assert read_png(data, pool) is None
+    np.testing.assert_array_equal(imageio.decode(imageio.probe(data, 100), pool).data, pixels)
+
+
+def test_a_busy_pool_leaves_the_unfiltering_to_the_caller(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With no pool thread free, the calling thread unfilters the bands itself rather than
+    wait for one (the bands queued for the pool included)."""
+    monkeypatch.setattr(pngread, "_BAND_BYTES", (5000, 5000))  # many bands
+    pixels = _photo(333, 121, 3)
+    data = _every_filter(pixels)
+    release = threading.Event()
+    with ThreadPoolExecutor(1) as busy:
+        blocker = busy.submit(release.wait, 30)
+        got = read_png(data, busy)
+        assert not blocker.done()  # decoded while the pool's only thread was still busy
+        release.set()
+    assert got is not None
+    np.testing.assert_array_equal(got, pixels)
+
+
+@pytest.mark.parametrize("bad_row", [3, 60, 120])
+def test_a_band_the_pool_cannot_unfilter_gives_none(
+    bad_row: int, pool: ThreadPoolExecutor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A filter type that does not exist, in an early, middle or last band: None, and neither
+    thread is left waiting for the other."""
+    monkeypatch.setattr(pngread, "_BAND_BYTES", (5000, 5000))
+    pixels = _photo(333, 121, 3)
+    data = _every_filter(pixels)
+    idat = next(body for kind, body in png_chunks(data) if kind == b"IDAT")
+    raw = bytearray(zlib.decompress(idat))
+    raw[(333 * 3 + 1) * bad_row] = 9
+    assert read_png(_rechunk(data, b"IDAT", zlib.compress(bytes(raw))), pool) is None
+    assert read_png(data, pool) is not None  # and the pool is free for the next photo
