@@ -113,9 +113,9 @@ def test_damage_is_told_never_a_crash(where: float) -> None:
     at = int(len(data) * where)
     data[at : at + 8] = b"\xff" * 8
     source = _source([bytes(data)])
-    buf = bytearray(len(raw))
-    ok = source.into(buf, [(0, len(raw))])
-    assert not (ok and source.finished() and buf == raw)
+    # told by ISA-L (a bad block or symbol), or by the end: too short, too long, or an
+    # Adler-32 that is not the inflated bytes'
+    assert not (source.into(bytearray(len(raw)), [(0, len(raw))]) and source.finished())
 
 
 @pytest.mark.parametrize(

@@ -60,8 +60,7 @@ class Inflater:
         """(address, length) of the stream's pieces without its 2-byte header and 4-byte
         Adler-32 (an empty iterator when the header is not plain deflate)."""
         total = sum(p.size for p in self._pieces)
-        head = self._bytes(0, 2)
-        if total < 6 or not _plain_deflate(head):
+        if total < 6 or not _plain_deflate(self._first(2)):
             return iter(())
         spans: list[tuple[int, int]] = []
         at = 0
@@ -72,18 +71,13 @@ class Inflater:
             at += p.size
         return iter(spans)
 
-    def _bytes(self, start: int, count: int) -> bytes:
-        """``count`` bytes of the whole stream from ``start`` (negative: from its end)."""
-        whole = sum(p.size for p in self._pieces)
-        start = start % whole if whole else 0
-        out = bytearray()
-        at = 0
-        for p in self._pieces:
-            if at + p.size > start and len(out) < count:
-                lo = max(start - at, 0)
-                out += p[lo : lo + count - len(out)].tobytes()
-            at += p.size
-        return bytes(out)
+    def _first(self, n: int) -> bytes:
+        """The stream's first ``n`` bytes (pieces are never empty: these are in the first n)."""
+        return np.concatenate([p[:n] for p in self._pieces[:n]])[:n].tobytes()
+
+    def _last(self, n: int) -> bytes:
+        """The stream's last ``n`` bytes."""
+        return np.concatenate([p[-n:] for p in self._pieces[-n:]])[-n:].tobytes()
 
     def into(self, buf: bytearray, spans: Iterable[tuple[int, int]]) -> bool:
         """Inflate the next bytes of the stream into ``buf`` at each (offset, length) span in
@@ -111,7 +105,7 @@ class Inflater:
         was inflated."""
         if self.into(bytearray(1), [(0, 1)]):
             return False  # more bytes than the caller asked for
-        return bool(self._pieces) and struct.unpack(">I", self._bytes(-4, 4))[0] == self.adler
+        return bool(self._pieces) and struct.unpack(">I", self._last(4))[0] == self.adler
 
 
 def _coalesced(pieces: Sequence[memoryview | bytes]) -> list[memoryview | bytes]:

@@ -284,14 +284,14 @@ class _Unfilterer:
         self.done = 0  # bands unfiltered
         self.failed = False
 
-    def take(self, band: _Band) -> bool:
+    def take(self, band: _Band) -> None:
+        """Unfilter the next band (``failed`` says if libspng refused it)."""
         y = self.ends[self.done - 1] if self.done else 0
         if y:
             band.fill(self.out[y - 1])
         ok = _unfilter(self.lib, band.png, self.out[y - 1 if y else 0 : self.ends[self.done]])
         self.done += 1
         self.failed = self.failed or not ok
-        return ok
 
     def run(self, bands: queue.Queue[_Band | None]) -> bool:
         """The bands from ``bands`` until None. After a failure the rest are only taken off the
@@ -334,8 +334,7 @@ def _read(
                 helper = None  # the pool has had no thread for it: the rest is unfiltered here
                 _unfilter_queued(unfilterer, bands)
             if helper is None:
-                if not unfilterer.take(band):
-                    return None
+                unfilterer.take(band)  # a failure ends the loop at the next band, or below
             else:
                 bands.put(band)
             start = end
