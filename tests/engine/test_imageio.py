@@ -380,6 +380,25 @@ def test_exif_orientation_matches_pillows_exif_transpose(
     assert np.array_equal(px.rgb, expected)
 
 
+@pytest.mark.parametrize("orientation", [2, 6, 7])
+@pytest.mark.parametrize(("mode", "fmt"), [("L", "JPEG"), ("LA", "PNG"), ("RGBA", "PNG")])
+def test_exif_orientation_of_grey_and_transparent_photos(
+    photo: Image.Image, mode: str, fmt: str, orientation: int
+) -> None:
+    """One channel, two and four are turned alike, the alpha with the colour."""
+    im = photo.convert(mode)
+    if mode != "L":  # real transparency, so the alpha is kept as its own layer
+        im.putalpha(Image.linear_gradient("L").resize(im.size))
+    data = with_orientation(im, fmt, orientation)
+    with Image.open(io.BytesIO(data)) as opened:
+        expected = np.asarray(ImageOps.exif_transpose(opened).convert("RGBA"))
+    px = decode(probe(data, LIMIT_MP))
+    assert np.array_equal(px.rgb, expected[:, :, :3])
+    if mode != "L":
+        assert px.alpha is not None
+        assert np.array_equal(px.alpha, expected[:, :, 3])
+
+
 @pytest.fixture(scope="module")
 def big_photo() -> Image.Image:
     """Bigger than 640 px on its short side: the reduced JPEG decode applies."""
