@@ -413,13 +413,29 @@ def test_reduced_jpeg_decode_is_oriented_like_the_full_decode(
     p = probe(data, LIMIT_MP)
     small = decode_small(p, (320, 320))
     assert small is not None
-    assert small.mode == "RGB"
     full = decode(p)
     assert full.size == p.size
     # DCT scaling by two: at least the model's size, oriented as the viewer sees it
-    assert small.size == (p.size[0] // 2, p.size[1] // 2)
-    shrunk = np.asarray(Image.fromarray(full.rgb).resize(small.size, Image.Resampling.BOX))
-    assert mean_error(np.asarray(small), shrunk) < 4.0
+    size = (p.size[0] // 2, p.size[1] // 2)
+    assert small.shape == (size[1], size[0], 3)
+    shrunk = np.asarray(Image.fromarray(full.rgb).resize(size, Image.Resampling.BOX))
+    assert mean_error(small, shrunk) < 4.0
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L"])
+@pytest.mark.parametrize("size", [(1440, 1080), (2900, 1500), (6000, 4000)])
+def test_reduced_jpeg_decode_gives_pillows_draft_pixels(
+    big_photo: Image.Image, mode: str, size: tuple[int, int]
+) -> None:
+    """The scale Pillow's ``draft`` picks (2, 4 and 8 here; libjpeg-turbo alone would take 3/8 of
+    1440x1080) and its very pixels, as RGB."""
+    data = save(big_photo.resize(size).convert(mode), "JPEG")
+    small = decode_small(probe(data, LIMIT_MP), (320, 320))
+    with Image.open(io.BytesIO(data)) as im:
+        im.draft("RGB", (320, 320))
+        expected = np.asarray(im.convert("RGB"))
+    assert small is not None
+    assert np.array_equal(small, expected)
 
 
 def test_reduced_decode_only_for_big_jpegs(photo: Image.Image, big_photo: Image.Image) -> None:

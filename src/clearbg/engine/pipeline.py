@@ -249,7 +249,7 @@ class Engine:
         # inference on the reduced decode overlaps the full decode on another thread
         full = self._pool.submit(decode, p)
         other = self.companion(name, threads) if combine else None
-        rgb = model_input(small, fam.input_size, fam.resample)
+        rgb = convolve(small, fam.input_size, fam.resample)
         mask, run_s = _infer(session, rgb, flip, other)
         pixels = full.result()
         return MaskResult(pixels, mask, name, run_s, time.perf_counter() - t0 - run_s)

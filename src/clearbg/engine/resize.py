@@ -59,27 +59,20 @@ def _resizer() -> tuple[Any, dict[str, Any]]:
     return made
 
 
-def convolve(
-    pixels: NDArray[np.uint8] | Image.Image, size: tuple[int, int], resample: str
-) -> NDArray[np.uint8]:
+def convolve(pixels: NDArray[np.uint8], size: tuple[int, int], resample: str) -> NDArray[np.uint8]:
     """HxWx3 (RGB) or HxWx4 (RGBA, its alpha ignored as rembg's ``convert("RGB")`` does)
-    ``pixels``, or a Pillow image, resized to ``size`` (width, height) with the family's
-    filter, as RGB."""
+    ``pixels`` resized to ``size`` (width, height) with the family's filter, as RGB."""
     resizer, options = _resizer()
-    if isinstance(pixels, Image.Image):
-        src = pixels if pixels.mode == "RGB" else pixels.convert("RGB")
-    elif pixels.shape[2] == 4 and pixels.flags.c_contiguous:
-        # four bytes a pixel, as Pillow stores them: wrapped in place, not copied (5.85 MB at
-        # 1.5 MP). As "CMYK", a mode without alpha, so the fourth channel is filtered on its own
-        # and never weights the colour (as "RGBA" it would: premultiplied).
-        h, w = pixels.shape[:2]
-        src = Image.frombuffer("CMYK", (w, h), pixels, "raw", "CMYK", 0, 1)
-    else:
+    if pixels.shape[2] != 4 or not pixels.flags.c_contiguous:
         return _convolve_rgb(resizer, pixels[:, :, :3], size, options[resample])
-    dst = Image.new(src.mode, size)
+    # four bytes a pixel, as Pillow stores them: wrapped in place, not copied (5.85 MB at
+    # 1.5 MP). As "CMYK", a mode without alpha, so the fourth channel is filtered on its own
+    # and never weights the colour (as "RGBA" it would: premultiplied).
+    h, w = pixels.shape[:2]
+    src = Image.frombuffer("CMYK", (w, h), pixels, "raw", "CMYK", 0, 1)
+    dst = Image.new("CMYK", size)
     resizer.resize_pil(src, dst, options[resample])  # lets go of the GIL
-    out = np.asarray(dst)
-    return out if out.shape[2] == 3 else np.ascontiguousarray(out[:, :, :3])
+    return np.ascontiguousarray(np.asarray(dst)[:, :, :3])
 
 
 def _convolve_rgb(
@@ -99,15 +92,10 @@ def _convolve_rgb(
 
 
 def model_input(
-    image: Image.Image | Pixels,
-    size: tuple[int, int],
-    resample: str,
-    pool: Executor | None = None,
+    image: Pixels, size: tuple[int, int], resample: str, pool: Executor | None = None
 ) -> NDArray[np.uint8]:
     """The photo resized to the model's input: first a box reduction by a whole factor when it
     is three times the input or more (its two halves on the pool), then the family's filter."""
-    if not isinstance(image, Pixels):
-        return convolve(image, size, resample)
     data = image.data
     h, w = data.shape[:2]
     fx, fy = max(1, w // (3 * size[0])), max(1, h // (3 * size[1]))
