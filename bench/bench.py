@@ -124,6 +124,17 @@ def megapixels(path: Path) -> float:
         return im.width * im.height / 1e6
 
 
+def bench_photos(data: Path) -> list[Path]:
+    """The photos both tools cut out: every file in ``data``/photos but rembg's outputs."""
+    found = (data / "photos").iterdir()
+    return sorted(p for p in found if p.is_file() and not p.name.endswith(".out.png"))
+
+
+def bench_options(model: str) -> RemoveOptions:
+    """Ours in the comparison: the model alone, refinement off, as rembg cuts out."""
+    return RemoveOptions(model=model, combine=False, refine=False, foreground=False)
+
+
 class Bench:
     def __init__(self, args: argparse.Namespace, rembg: RembgEnv, worker: Worker) -> None:
         self.args = args
@@ -132,14 +143,11 @@ class Bench:
         self.model: str = args.model
         self.out: Path = args.out
         self.engine = Engine(Settings().engine)
-        self.opts = RemoveOptions(model=self.model, combine=False, refine=False, foreground=False)
+        self.opts = bench_options(self.model)
         self.verdicts = Verdicts()
-        photos_dir = args.data / "photos"
-        self.photos = sorted(
-            p for p in photos_dir.iterdir() if p.is_file() and not p.name.endswith(".out.png")
-        )
+        self.photos = bench_photos(args.data)
         if not self.photos:
-            raise BenchError(f"no photos in {photos_dir}")
+            raise BenchError(f"no photos in {args.data / 'photos'}")
         self.large = max(self.photos, key=megapixels)
         self.raw_ours = 0.0
         self.raw_rembg = 0.0

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -27,11 +28,11 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from clearbg.engine.options import RemoveOptions
 from clearbg.engine.pipeline import Engine
 from clearbg.settings import Settings
 
-SMALL_MP = 2.0
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench import SMALL_MP, bench_options, bench_photos, megapixels
 
 
 class _Replay:
@@ -54,15 +55,13 @@ def main() -> int:
     ap.add_argument("--reps", type=int, default=9)
     args = ap.parse_args()
     engine = Engine(Settings().engine)
-    opts = RemoveOptions(model=args.model, combine=False, refine=False, foreground=False)
+    opts = bench_options(args.model)
     session = engine.session(args.model)
     feed = {session.input_name: session.prepare(np.zeros((320, 320, 3), np.uint8))}
     photos = []
-    for path in sorted((args.data / "photos").iterdir()):
-        if ".out." in path.name or not path.is_file():
-            continue
-        with Image.open(path) as im:
-            if im.width * im.height <= SMALL_MP * 1e6:
+    for path in bench_photos(args.data):  # bench.py's photos up to 2 MP
+        if megapixels(path) <= SMALL_MP:
+            with Image.open(path) as im:
                 photos.append((path, f"{im.format} {im.mode} {im.width}x{im.height}"))
     print(f"{args.model}, refinement off; medians of {args.reps}; ms beyond inference")
     head = (
