@@ -284,8 +284,11 @@ class _Unfilterer:
         self.done = 0  # bands unfiltered
         self.failed = False
 
-    def take(self, band: _Band) -> None:
-        """Unfilter the next band (``failed`` says if libspng refused it)."""
+    def take(self, band: _Band | None) -> None:
+        """Unfilter the next band (``failed`` says if libspng refused it); after a failure, or
+        for None, nothing."""
+        if band is None or self.failed:
+            return
         y = self.ends[self.done - 1] if self.done else 0
         if y:
             band.fill(self.out[y - 1])
@@ -293,26 +296,22 @@ class _Unfilterer:
         self.done += 1
         self.failed = self.failed or not ok
 
-    def run(self, bands: queue.Queue[_Band | None]) -> bool:
+    def run(self, bands: queue.Queue[_Band | None]) -> None:
         """The bands from ``bands`` until None. After a failure the rest are only taken off the
         queue, so the thread filling it never waits on a full one."""
         try:
             while (band := bands.get()) is not None:
-                if not self.failed:
-                    self.take(band)
+                self.take(band)
         except BaseException:
             self.failed = True
             while bands.get() is not None:
                 pass
             raise
-        return not self.failed
 
-
-def _unfilter_queued(unfilterer: _Unfilterer, bands: queue.Queue[_Band | None]) -> None:
-    while not bands.empty():
-        band = bands.get_nowait()
-        if band is not None and not unfilterer.failed:
-            unfilterer.take(band)
+    def take_queued(self, bands: queue.Queue[_Band | None]) -> None:
+        """The bands left in ``bands`` (which no other thread takes any more)."""
+        while not bands.empty():
+            self.take(bands.get_nowait())
 
 
 def _read(
@@ -332,7 +331,7 @@ def _read(
                 return None
             if helper is not None and bands.full() and helper.cancel():
                 helper = None  # the pool has had no thread for it: the rest is unfiltered here
-                _unfilter_queued(unfilterer, bands)
+                unfilterer.take_queued(bands)
             if helper is None:
                 unfilterer.take(band)  # a failure ends the loop at the next band, or below
             else:
@@ -341,7 +340,7 @@ def _read(
     finally:
         if helper is not None:
             if helper.cancel():  # never started: what it was given is unfiltered here
-                _unfilter_queued(unfilterer, bands)
+                unfilterer.take_queued(bands)
             else:
                 bands.put(None)
                 helper.result()
