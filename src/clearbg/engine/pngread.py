@@ -25,6 +25,7 @@ reports the precise error.
 
 from __future__ import annotations
 
+import collections
 import ctypes
 import functools
 import mmap
@@ -52,8 +53,8 @@ _SPNG_VERSION = b"0.7."  # the API (and the constants here) of libspng 0.7
 _SPNG_FMT_PNG = 256  # samples as the PNG stores them (8-bit here: no byte order to mind)
 _SPNG_CTX_IGNORE_ADLER32 = 1  # our stored blocks carry no checksum: the real one is checked
 _SPNG_CRC_USE = 2  # our own chunks carry none either: the photo's were checked on the way in
-_BAND_BYTES = (512 << 10, 2 << 20)  # raw bytes per band: a 16th of the rows within these bounds
-_AHEAD = 2  # bands inflated and waiting to be unfiltered, at most
+_BAND_BYTES = (256 << 10, 2 << 20)  # raw bytes per band: a 16th of the rows within these bounds
+_AHEAD = 4  # bands inflated and waiting to be unfiltered, at most
 _STORED_MAX = 65535  # bytes in one stored deflate block
 _BLOCK = _STORED_MAX + 5  # a whole stored block: its header (type, LEN, NLEN), its bytes
 _FULL_BLOCK = np.frombuffer(struct.pack("<BHH", 0, _STORED_MAX, 0), dtype=np.uint8)
@@ -145,6 +146,9 @@ class _Band:
 
     png: bytearray
     slots: list[tuple[int, int]]
+    rows: int  # the band's own rows (not counting the row above)
+    above: bool
+    base: int  # where the stream's blocks start in ``png``
 
     def fill(self, above: NDArray[np.uint8]) -> None:
         """Write the row above (its pixels; its filter byte is None) into the slots."""
@@ -192,14 +196,22 @@ def _spans(start: int, stop: int, base: int = 0) -> Iterator[tuple[int, int]]:
         start += size
 
 
-def _band(header: _Header, source: Inflater, rows: int, above: bool) -> _Band | None:
+def _band(
+    header: _Header, source: Inflater, rows: int, above: bool, spare: _Band | None = None
+) -> _Band | None:
     """The next ``rows`` rows inflated into a PNG of their own (with room for the row above
-    if ``above``); None if the stream is damaged or ends before them."""
+    if ``above``); None if the stream is damaged or ends before them. ``spare``: a band
+    already unfiltered, whose file is written over if it has this shape (its headers and
+    block layout are then the same; the rows and the row above are all written anew)."""
     lead = header.row_bytes if above else 0
-    png, base, total = _blank_band(header, rows + above, lead)
-    if not source.into(png, _spans(lead, total, base)):
+    if spare is not None and (spare.rows, spare.above) == (rows, above):
+        band = spare
+    else:
+        png, base, _ = _blank_band(header, rows + above, lead)
+        band = _Band(png, list(_spans(0, lead, base)), rows, above, base)
+    if not source.into(band.png, _spans(lead, lead + rows * header.row_bytes, band.base)):
         return None
-    return _Band(png, list(_spans(0, lead, base)))
+    return band
 
 
 def _unfilter(lib: Any, png: bytearray, out: NDArray[np.uint8]) -> bool:
@@ -277,12 +289,23 @@ def _bands(height: int, row_bytes: int) -> list[int]:
 
 class _Unfilterer:
     """Unfilters bands in order into ``out``: on a pool thread (``run``), or on the calling one
-    (``take``) when the pool has no thread to spare."""
+    (``take``) when the pool has no thread to spare. Bands it is done with wait in ``spares``
+    for the inflating thread to write the next rows into (``spare``): the same few files over
+    and over, still in the CPU's caches, not a new one a band (plants-1, after an inference:
+    11.9 against 12.8 ms, medians of 40 interleaved)."""
 
     def __init__(self, lib: Any, out: NDArray[np.uint8], ends: list[int]) -> None:
         self.lib, self.out, self.ends = lib, out, ends
         self.done = 0  # bands unfiltered
         self.failed = False
+        self.spares: collections.deque[_Band] = collections.deque()
+
+    def spare(self) -> _Band | None:
+        """A band already unfiltered, if any (only the inflating thread takes them)."""
+        try:
+            return self.spares.popleft()
+        except IndexError:
+            return None
 
     def take(self, band: _Band | None) -> None:
         """Unfilter the next band (``failed`` says if libspng refused it); after a failure, or
@@ -295,6 +318,7 @@ class _Unfilterer:
         ok = _unfilter(self.lib, band.png, self.out[y - 1 if y else 0 : self.ends[self.done]])
         self.done += 1
         self.failed = self.failed or not ok
+        self.spares.append(band)
 
     def run(self, bands: queue.Queue[_Band | None]) -> None:
         """The bands from ``bands`` until None. After a failure the rest are only taken off the
@@ -326,7 +350,7 @@ def _read(
     start = 0
     try:
         for k, end in enumerate(ends):
-            band = _band(header, source, end - start, above=k > 0)
+            band = _band(header, source, end - start, k > 0, unfilterer.spare())
             if band is None or unfilterer.failed:
                 return None
             if helper is not None and bands.full() and helper.cancel():
