@@ -12,10 +12,12 @@ faster. So:
   unfilters;
 - the band's first row is the row above it, with filter "None", so that its Up, Average and
   Paeth rows find what they need: the unfiltering thread writes it in once it has unfiltered it;
-- inflating is the longer half, so the calling thread does it and never waits; a pool thread
-  unfilters the bands in turn, at most ``_AHEAD`` behind (a pool with no thread free leaves that
-  to the calling thread too). libspng is called through ctypes, which lets go of the GIL, with
-  the C API that pyspng's extension exports, and writes straight into the output array.
+- the calling thread inflates and a pool thread unfilters the bands in turn, at most
+  ``_AHEAD`` behind (a pool with no thread free leaves that to the calling thread too). The two
+  halves take about as long: plants-1 right after an inference, 10.5 ms inflating and 11 ms
+  unfiltering in 12 ms, the unfiltering thread ending last. libspng is called through ctypes,
+  which lets go of the GIL, with the C API that pyspng's extension exports, and writes straight
+  into the output array.
 
 The photo's own checksums are still checked: each IDAT chunk's CRC (on the compressed bytes) and
 the stream's Adler-32. Only 8-bit, non-interlaced grey, grey+alpha, RGB and RGBA PNGs are read
