@@ -27,6 +27,7 @@ NOT_AN_IMAGE = b"x"  # past every check of the caller, refused cheaply (400 not_
 
 @pytest.fixture(scope="module")
 def admin_gw(tmp_path_factory: pytest.TempPathFactory, api_engine: Engine) -> Iterator[Gateway]:
+    """One server for the module, for speed: each test makes its own application and keys."""
     gw, stop = start_gateway(
         tmp_path_factory.mktemp("directory"), api_engine, admin={"token": TOKEN}
     )
