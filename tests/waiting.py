@@ -9,6 +9,8 @@ from typing import TypeVar
 
 T = TypeVar("T")
 
+LONGEST_PAUSE = 1.0  # a long wait asks about once a second: under the API's 120 requests a minute
+
 
 def wait_for(
     read: Callable[[], T],
@@ -19,12 +21,16 @@ def wait_for(
     every: float = 0.02,
 ) -> T:
     """Call ``read`` until ``done`` holds for its value and return that value; AssertionError
-    naming ``what`` and the last value once ``seconds`` have passed."""
+    naming ``what`` and the last value once ``seconds`` have passed. The first pause is
+    ``every`` seconds, each next one half as long again, up to LONGEST_PAUSE."""
     deadline = time.monotonic() + seconds
+    pause = every
     while True:
         value = read()
         if done(value):
             return value
-        if time.monotonic() >= deadline:
+        left = deadline - time.monotonic()
+        if left <= 0:
             raise AssertionError(f"waited {seconds} s for {what}; last saw {value!r:.500}")
-        time.sleep(every)
+        time.sleep(min(pause, left))
+        pause = min(pause * 1.5, LONGEST_PAUSE)
