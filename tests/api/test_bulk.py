@@ -58,6 +58,7 @@ def wait_done(c: httpx.Client, job_id: str, timeout: float = 120) -> dict[str, A
     )
 
 
+@pytest.mark.slow
 def test_a_bulk_job_processes_every_image_and_charges_the_delivered_ones(server: Server) -> None:
     key = server.make_key(credits_=10)
     with server.client(key) as c:
@@ -208,6 +209,7 @@ def _serve(data_dir: Path, port: int, log: IO[bytes]) -> subprocess.Popen[bytes]
     )
 
 
+@pytest.mark.slow
 def test_a_job_survives_sigkill_and_each_image_is_charged_once(tmp_path: Path) -> None:
     data_dir, port, log = tmp_path / "data", free_port(), tmp_path / "serve.log"
     url = f"http://127.0.0.1:{port}"

@@ -153,6 +153,7 @@ def test_no_credits_is_402(server: Server) -> None:
         assert_problem(post(c), 402, "insufficient_credits")
 
 
+@pytest.mark.slow
 def test_sixty_parallel_requests_on_twenty_five_credits(server: Server) -> None:
     key = server.make_key(credits_=25)
     small = io.BytesIO()

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.gateway.conftest import PNG, Gateway
 from tests.gateway.test_clearbg import assert_cutout, assert_problem, wait_usage
 from tests.waiting import wait_for
@@ -25,6 +27,7 @@ def admin(data: Path, *args: str, ok: bool = True) -> subprocess.CompletedProces
     return out
 
 
+@pytest.mark.slow
 def test_the_cli_sets_what_the_gateway_does(gateway: Gateway) -> None:
     data = gateway.server.settings.server.data_dir
     made = admin(data, "apps", "create", "cli-shop", "--anon-daily", "1", "--credit-cost", "2")

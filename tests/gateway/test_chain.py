@@ -18,6 +18,8 @@ from tests.api.conftest import free_port, wait_ready
 from tests.gateway.conftest import PNG, Gateway
 from tests.gateway.test_clearbg import assert_problem
 
+pytestmark = pytest.mark.slow  # starts a second `clearbg serve`
+
 
 class Upstream:
     def __init__(self, tmp: Path, model_dir: Path) -> None:

@@ -5,12 +5,15 @@ from __future__ import annotations
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 from sqlalchemy import func, select
 
 from clearbg.store.models import ApiKey, LedgerEntry
 from tests.gateway.conftest import PNG, Gateway
 from tests.gateway.test_clearbg import wait_usage
 from tests.waiting import wait_for
+
+pytestmark = pytest.mark.slow  # each test sends a hundred or forty requests at once
 
 
 def _parallel(gateway: Gateway, app: str, key: str | None, n: int) -> Counter[int]:

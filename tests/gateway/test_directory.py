@@ -88,6 +88,7 @@ def test_an_application_disabled_and_enabled_by_the_admin_api_follows_at_once(
     _passes(admin_gw, app)
 
 
+@pytest.mark.slow
 def test_settings_changed_by_the_cli_count_from_the_next_request(admin_gw: Gateway) -> None:
     """What bench/gateway_bench.py does before measuring 429s."""
     data = admin_gw.server.settings.server.data_dir
