@@ -50,22 +50,17 @@ def test_a_photo_comes_back_as_a_transparent_png_with_its_headers(server: Server
         assert int(h["x-foreground-left"]) >= 0 and int(h["x-foreground-top"]) >= 0
         assert h["x-ratelimit-limit"] == "120" and int(h["x-ratelimit-remaining"]) < 120
         assert c.get("/v1/account").json()["credits"] == 4  # charged with the answer
+
+        def account() -> dict[str, int]:
+            body: dict[str, int] = c.get("/v1/account").json()
+            return body
+
         # usage is recorded just after the answer (group commit): it shows within moments
-        account = wait_for(
-            lambda: c.get("/v1/account").json(),
-            lambda a: a["images"] > 0,
-            seconds=5,
-            what="the usage record",
-        )
-        assert account["images"] == 1
-        # the GETs above are requests, not images
-        account = wait_for(
-            lambda: c.get("/v1/account").json(),
-            lambda a: a["requests"] > 1,
-            seconds=5,
-            what="the GETs' usage records",
-        )
-        assert account["images"] == 1
+        seen = wait_for(account, lambda a: a["images"] > 0, seconds=5, what="the image's usage")
+        assert seen["images"] == 1
+        # the GETs that asked for it are requests, not images
+        seen = wait_for(account, lambda a: a["requests"] > 1, seconds=5, what="the GETs' usage")
+        assert seen["images"] == 1
 
 
 @pytest.mark.parametrize(
