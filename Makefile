@@ -36,6 +36,12 @@ test: setup
 	$(BIN)/mypy
 	$(BIN)/pytest -q
 
+# The tests without the `slow` marker, for a quick round while editing; `make test` runs all.
+.PHONY: test-fast
+test-fast: setup
+	$(BIN)/clearbg models pull u2netp
+	$(BIN)/pytest -q -m "not slow"
+
 lint: setup
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench

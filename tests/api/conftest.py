@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from clearbg.gateway import credits, keys
 from clearbg.settings import EngineSettings, Settings
 from clearbg.store.db import make_engine, sessions
 from clearbg.store.models import Application
+from tests.waiting import wait_for
 
 
 def free_port() -> int:
@@ -56,16 +56,18 @@ class Server:
 
 
 def wait_ready(url: str, seconds: float = 30, alive: Callable[[], bool] = lambda: True) -> None:
-    """Until ``url``/readyz answers 200; RuntimeError after ``seconds`` or once not ``alive()``."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline and alive():
+    """Until ``url``/readyz answers 200; AssertionError after ``seconds``, RuntimeError once not
+    ``alive()``."""
+
+    def ready() -> bool:
+        if not alive():
+            raise RuntimeError(f"{url} exited before it was ready")
         try:
-            if httpx.get(url + "/readyz", timeout=1).status_code == 200:
-                return
+            return httpx.get(url + "/readyz", timeout=1).status_code == 200
         except httpx.HTTPError:
-            pass
-        time.sleep(0.05)
-    raise RuntimeError(f"{url} did not become ready")
+            return False
+
+    wait_for(ready, seconds=seconds, what=f"{url}/readyz", every=0.05)
 
 
 def start_server(
@@ -128,6 +130,8 @@ def api_engine(engine_settings: EngineSettings) -> Iterator[Engine]:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, api_engine: Engine) -> Iterator[Server]:
+    """One server for the module, for speed: each test makes its own keys (``make_key``) and
+    reads only their rows (balance, account, ledger), so no test sees another's."""
     srv, stop = start_server(tmp_path_factory.mktemp("api"), api_engine)
     yield srv
     stop()

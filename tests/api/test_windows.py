@@ -6,10 +6,12 @@ from __future__ import annotations
 import re
 import time
 
+import pytest
 from limits import RateLimitItemPerMinute
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 
+from clearbg.api import windows as windows_module
 from clearbg.api.middleware import RequestIds
 from clearbg.api.windows import MemoryWindows
 
@@ -28,23 +30,41 @@ def test_a_window_allows_its_amount_then_refuses() -> None:
     assert allowed and remaining == 3
 
 
-def test_hits_leave_the_window_as_it_moves() -> None:
-    windows = MemoryWindows(0.3)
+class Clock:
+    """The windows' ``time`` module, moved on by the test instead of by sleeping."""
+
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def time(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    fake = Clock()
+    monkeypatch.setattr(windows_module, "time", fake)
+    return fake
+
+
+def test_hits_leave_the_window_as_it_moves(clock: Clock) -> None:
+    windows = MemoryWindows(60)
     assert windows.hit("ip", 2)[0]
-    time.sleep(0.2)
+    clock.now += 40
     assert windows.hit("ip", 2)[0]
     assert not windows.hit("ip", 2)[0]
-    time.sleep(0.15)  # the first hit has left, the second not yet
-    allowed, remaining, _ = windows.hit("ip", 2)
+    clock.now += 30  # the first hit has left, the second not yet
+    allowed, remaining, reset = windows.hit("ip", 2)
     assert allowed and remaining == 0
+    assert reset == clock.now - 30 + 60  # when the second hit leaves
     assert not windows.hit("ip", 2)[0]
 
 
-def test_idle_keys_are_swept() -> None:
-    windows = MemoryWindows(0.1)
+def test_idle_keys_are_swept(clock: Clock) -> None:
+    windows = MemoryWindows(60)
     for n in range(50):
         windows.hit(f"guess:{n}", 1)
-    time.sleep(0.25)
+    clock.now += 150
     windows.hit("fresh", 1)
     assert list(windows._hits) == ["fresh/1"]
 

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 
 def admin(data: Path, *args: str) -> str:
     out = subprocess.run(
@@ -17,6 +19,7 @@ def admin(data: Path, *args: str) -> str:
     return out.stdout
 
 
+@pytest.mark.slow
 def test_admin_manages_applications_keys_and_credits(tmp_path: Path) -> None:
     assert "application shop" in admin(tmp_path, "apps", "create", "shop", "--rate", "30")
     assert "shop" in admin(tmp_path, "apps", "list")

@@ -93,7 +93,7 @@ def serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve]:
     url = f"http://127.0.0.1:{port}"
     try:
         wait_ready(url, 60, alive=lambda: proc.poll() is None)
-    except RuntimeError:
+    except (RuntimeError, AssertionError):
         proc.kill()
         raise RuntimeError((data_dir.parent / "serve.log").read_text()) from None
     yield Serve(url, data_dir, proc)

@@ -8,11 +8,14 @@ import re
 import uuid
 
 import httpx
+import pytest
 from PIL import Image
 from playwright.sync_api import Browser, Page, expect
 
 from tests.conftest import PHOTOS
 from tests.console.conftest import PASSWORD, Serve, shot, sign_in
+
+pytestmark = pytest.mark.slow  # each test drives Chromium against a `clearbg serve`
 
 
 def _name(prefix: str) -> str:

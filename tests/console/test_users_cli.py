@@ -40,6 +40,7 @@ def _sessions(data: Path) -> sessionmaker[Session]:
     return sessions(make_engine(settings.database_url))
 
 
+@pytest.mark.slow
 def test_users_create_list_and_membership(tmp_path: Path) -> None:
     data = tmp_path / "data"
     admin(data, "apps", "create", "shop")
@@ -97,6 +98,7 @@ def test_users_create_list_and_membership(tmp_path: Path) -> None:
         assert users.sign_in(db, "DEV@example.com ", "another password").email == dev.email
 
 
+@pytest.mark.slow
 def test_set_password_replaces_a_forgotten_one_and_ends_every_session(tmp_path: Path) -> None:
     data = tmp_path / "data"
     admin(data, "users", "create", "dev@example.com", "--password-stdin", stdin="old password\n")
@@ -137,6 +139,7 @@ def test_set_password_replaces_a_forgotten_one_and_ends_every_session(tmp_path: 
     )
 
 
+@pytest.mark.slow
 def test_changing_ones_own_password_needs_the_current_one_and_keeps_this_session(
     tmp_path: Path,
 ) -> None:

@@ -33,6 +33,7 @@ def _alpha(data: bytes) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(data)).getchannel("A"), dtype=np.int16)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("side_by_side", [0, 2], ids=["pipeline", "side-by-side"])
 def test_results_come_in_order_and_match_one_at_a_time(engine: Engine, side_by_side: int) -> None:
     names = [*NAMES[:2], "broken", *NAMES[2:]]

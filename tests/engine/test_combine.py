@@ -51,6 +51,7 @@ def store_dir(engine_settings: EngineSettings, tmp_path: Path) -> Path:
     return folder
 
 
+@pytest.mark.slow
 def test_a_combined_mask_is_the_union_of_both_models_masks(store_dir: Path) -> None:
     engine = Engine(EngineSettings(model_dir=store_dir, default_model="mine", combine=True))
     try:
@@ -106,6 +107,7 @@ def test_a_users_model_may_name_a_built_in_companion_only(store_dir: Path) -> No
     assert ModelStore(store_dir).spec("mine").companion == "u2netp"  # kept in the registry
 
 
+@pytest.mark.slow
 def test_a_loaded_companion_is_not_looked_for_on_disk_again(
     store_dir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

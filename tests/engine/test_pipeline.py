@@ -147,6 +147,7 @@ def test_a_cut_out_with_nothing_visible_is_all_zero(engine: Engine, car: Image.I
     assert out.shape == (180, 240, 4) and not out.any()
 
 
+@pytest.mark.slow
 def test_the_reduced_jpeg_decode_gives_the_same_mask_as_the_full_one(
     engine: Engine, big: Image.Image, big_masks: dict[int, MaskResult]
 ) -> None:
@@ -539,6 +540,7 @@ def test_unknown_model_and_bad_options(engine: Engine, car_png: bytes) -> None:
 # -- test-time flip ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_flip_averages_the_mask_of_the_mirrored_photo(
     engine: Engine, car: Image.Image, car_png: bytes, car_mask: MaskResult
 ) -> None:

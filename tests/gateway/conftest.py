@@ -170,6 +170,8 @@ def start_gateway(
 
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory: pytest.TempPathFactory, api_engine: Engine) -> Iterator[Gateway]:
+    """One server for the module, for speed: each test makes its own application
+    (``make_app``, a unique name) and keys, and reads only their rows."""
     gw, stop = start_gateway(
         tmp_path_factory.mktemp("gw"),
         api_engine,

@@ -18,6 +18,7 @@ TOKEN = "admin-s3cret-token"
 
 @pytest.fixture(scope="module")
 def admin_gw(tmp_path_factory: pytest.TempPathFactory, api_engine: Engine) -> Iterator[Gateway]:
+    """One server for the module, for speed: each test makes its own application and keys."""
     gw, stop = start_gateway(
         tmp_path_factory.mktemp("admin"),
         api_engine,
@@ -92,7 +93,7 @@ def test_applications_keys_credits_and_usage(admin_gw: Gateway, admin: httpx.Cli
     assert_problem(admin_gw.post(app_key, secret, file=PNG), 401, "invalid_api_key")
     assert_problem(admin_gw.post(app_key, file=b"not an image"), 400, "not_an_image")
 
-    wait_usage(admin_gw, 4)
+    wait_usage(admin_gw, 4, app_key)
     rows = admin.get("/usage", params={"application": "portal", "days": 1}).json()
     by_key = {r["api_key"]: r for r in rows}
     keyed = by_key[prefix]

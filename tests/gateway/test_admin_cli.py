@@ -8,8 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.gateway.conftest import PNG, Gateway
 from tests.gateway.test_clearbg import assert_cutout, assert_problem, wait_usage
+from tests.waiting import wait_for
 
 
 def admin(data: Path, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
@@ -24,6 +27,7 @@ def admin(data: Path, *args: str, ok: bool = True) -> subprocess.CompletedProces
     return out
 
 
+@pytest.mark.slow
 def test_the_cli_sets_what_the_gateway_does(gateway: Gateway) -> None:
     data = gateway.server.settings.server.data_dir
     made = admin(data, "apps", "create", "cli-shop", "--anon-daily", "1", "--credit-cost", "2")
@@ -66,6 +70,9 @@ def test_the_cli_sets_what_the_gateway_does(gateway: Gateway) -> None:
     assert bad.returncode == 3 and "invalid_option" in bad.stderr
     assert "cli-shop" in admin(data, "apps", "list").stdout
 
-    wait_usage(gateway, 1)
+    wait_for(
+        lambda: [r for r in wait_usage(gateway, 0, app_key) if r.status == 429],
+        what="the usage record of the refused anonymous call",
+    )
     usage = admin(data, "usage", "--app", "cli-shop", "--endpoint", "/api/v1/clearbg").stdout
     assert "anonymous_limit_reached 1" in usage and "p95" in usage

@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,9 +14,11 @@ import httpx
 import pytest
 from PIL import Image
 
-from tests.api.conftest import free_port
+from tests.api.conftest import free_port, wait_ready
 from tests.gateway.conftest import PNG, Gateway
 from tests.gateway.test_clearbg import assert_problem
+
+pytestmark = pytest.mark.slow  # starts a second `clearbg serve`
 
 
 class Upstream:
@@ -43,16 +44,11 @@ class Upstream:
         self.lines: list[str] = []
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(self.url + "/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        else:
+        try:
+            wait_ready(self.url, 60, alive=lambda: self.proc.poll() is None)
+        except (RuntimeError, AssertionError):
             self.stop()
-            raise RuntimeError("the upstream did not start:\n" + "".join(self.lines))
+            raise RuntimeError("the upstream did not start:\n" + "".join(self.lines)) from None
         keys = [ln.strip() for ln in self.lines if ln.strip().startswith("cbg_")]
         assert keys, self.lines
         self.key = keys[0]

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import base64
 import io
-import time
 
 import httpx
 import pytest
 from PIL import Image
 from sqlalchemy import select
 
-from clearbg.store.models import ApiKey, LedgerEntry, UsageRecord
+from clearbg.store.models import ApiKey, Application, LedgerEntry, UsageRecord
 from tests.gateway.conftest import PNG, Gateway
+from tests.waiting import wait_for
 
 
 def assert_problem(resp: httpx.Response, status: int, code: str) -> None:
@@ -23,17 +23,18 @@ def assert_problem(resp: httpx.Response, status: int, code: str) -> None:
     assert body["detail"] and body["request_id"] == resp.headers["x-request-id"]
 
 
-def wait_usage(gateway: Gateway, at_least: int) -> list[UsageRecord]:
-    """The gateway's usage records (written just after the answer is sent)."""
-    deadline = time.monotonic() + 10
-    while True:
+def wait_usage(gateway: Gateway, at_least: int, app_key: str | None = None) -> list[UsageRecord]:
+    """The gateway's usage records, of ``app_key``'s application if given, once there are
+    ``at_least`` (they are written just after the answer is sent)."""
+
+    def rows() -> list[UsageRecord]:
+        query = select(UsageRecord).where(UsageRecord.endpoint == "/api/v1/clearbg")
+        if app_key is not None:
+            query = query.join(Application).where(Application.app_key == app_key)
         with gateway.server.db() as db:
-            rows = list(
-                db.scalars(select(UsageRecord).where(UsageRecord.endpoint == "/api/v1/clearbg"))
-            )
-        if len(rows) >= at_least or time.monotonic() > deadline:
-            return rows
-        time.sleep(0.05)
+            return list(db.scalars(query.order_by(UsageRecord.id)))
+
+    return wait_for(rows, lambda r: len(r) >= at_least, what=f"{at_least} usage records")
 
 
 def assert_cutout(resp: httpx.Response) -> None:
@@ -43,9 +44,10 @@ def assert_cutout(resp: httpx.Response) -> None:
     assert (im.mode, im.size) == ("RGBA", (64, 48))
 
 
-@pytest.fixture(scope="module")
-def app_key(gateway: Gateway) -> str:
-    return gateway.make_app("shop", anon_daily_limit=1000)
+@pytest.fixture
+def app_key(gateway: Gateway, request: pytest.FixtureRequest) -> str:
+    """An application of this test's own on the module's server: no other test sees its rows."""
+    return gateway.make_app(f"shop {request.node.name}", anon_daily_limit=1000)
 
 
 def test_a_file_with_a_key_comes_back_and_is_charged_once(gateway: Gateway, app_key: str) -> None:
@@ -56,9 +58,13 @@ def test_a_file_with_a_key_comes_back_and_is_charged_once(gateway: Gateway, app_
     assert resp.headers["server-timing"].startswith("upstream;dur=")
     assert gateway.server.balance(key) == 2
     with gateway.server.db() as db:
-        rows = db.scalars(select(LedgerEntry).where(LedgerEntry.reason == "charge")).all()
+        rows = db.scalars(
+            select(LedgerEntry)
+            .join(ApiKey, ApiKey.id == LedgerEntry.api_key_id)
+            .where(ApiKey.prefix == key[:12], LedgerEntry.reason == "charge")
+        ).all()
         assert [r.reference for r in rows if r.note == "" and r.amount_cents == -100]
-    last = wait_usage(gateway, 1)[-1]
+    last = wait_usage(gateway, 1, app_key)[-1]
     assert last.status == 200 and last.credits_cents == 100 and last.api_key_id
     assert last.client_ip_hash and "127.0.0.1" not in last.client_ip_hash
     assert last.upstream_ms and last.latency_ms >= last.upstream_ms
@@ -154,12 +160,11 @@ def test_a_file_over_25_mb_is_413(gateway: Gateway, app_key: str) -> None:
 def test_missing_app_key_is_400(gateway: Gateway) -> None:
     assert_problem(gateway.post(None, file=PNG), 400, "missing_app_key")
     assert_problem(gateway.post("", file=PNG), 400, "missing_app_key")
-    deadline = time.monotonic() + 10
-    while True:
-        refused = [r for r in wait_usage(gateway, 0) if r.error_code == "missing_app_key"]
-        if len(refused) >= 2 or time.monotonic() > deadline:
-            break
-        time.sleep(0.05)
+    refused = wait_for(
+        lambda: [r for r in wait_usage(gateway, 0) if r.error_code == "missing_app_key"],
+        lambda rows: len(rows) >= 2,
+        what="two usage records of missing_app_key",
+    )
     assert len(refused) == 2 and all(r.client_ip_hash and r.application_id is None for r in refused)
 
 

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 from sqlalchemy import func, select
 
-from clearbg.store.models import LedgerEntry
+from clearbg.store.models import ApiKey, LedgerEntry
 from tests.gateway.conftest import PNG, Gateway
 from tests.gateway.test_clearbg import wait_usage
+from tests.waiting import wait_for
+
+pytestmark = pytest.mark.slow  # each test sends a hundred or forty requests at once
 
 
 def _parallel(gateway: Gateway, app: str, key: str | None, n: int) -> Counter[int]:
@@ -28,7 +31,7 @@ def test_100_parallel_requests_on_30_credits(gateway: Gateway) -> None:
     assert statuses == Counter({200: 30, 403: 70})
     assert gateway.server.balance(key) == 0
     with gateway.server.db() as db:
-        key_id = db.scalar(select(LedgerEntry.api_key_id).order_by(LedgerEntry.id.desc()))
+        key_id = db.scalar(select(ApiKey.id).where(ApiKey.prefix == key[:12]))
         ledger = Counter(
             db.scalars(select(LedgerEntry.reason).where(LedgerEntry.api_key_id == key_id))
         )
@@ -38,12 +41,12 @@ def test_100_parallel_requests_on_30_credits(gateway: Gateway) -> None:
             )
         )
     assert ledger == Counter({"topup": 1, "charge": 30})
-    deadline = time.monotonic() + 20  # usage records are written just after each answer
-    while True:
-        mine = [r for r in wait_usage(gateway, 0) if r.api_key_id == key_id]
-        if len(mine) >= 100 or time.monotonic() > deadline:
-            break
-        time.sleep(0.1)
+    mine = wait_for(  # usage records are written just after each answer
+        lambda: [r for r in wait_usage(gateway, 0, app) if r.api_key_id == key_id],
+        lambda rows: len(rows) >= 100,
+        seconds=20,
+        what="100 usage records",
+    )
     assert len(mine) == 100
     assert Counter((r.status, r.error_code) for r in mine) == Counter(
         {(200, None): 30, (403, "insufficient_credits"): 70}

@@ -27,6 +27,7 @@ NOT_AN_IMAGE = b"x"  # past every check of the caller, refused cheaply (400 not_
 
 @pytest.fixture(scope="module")
 def admin_gw(tmp_path_factory: pytest.TempPathFactory, api_engine: Engine) -> Iterator[Gateway]:
+    """One server for the module, for speed: each test makes its own application and keys."""
     gw, stop = start_gateway(
         tmp_path_factory.mktemp("directory"), api_engine, admin={"token": TOKEN}
     )
@@ -87,6 +88,7 @@ def test_an_application_disabled_and_enabled_by_the_admin_api_follows_at_once(
     _passes(admin_gw, app)
 
 
+@pytest.mark.slow
 def test_settings_changed_by_the_cli_count_from_the_next_request(admin_gw: Gateway) -> None:
     """What bench/gateway_bench.py does before measuring 429s."""
     data = admin_gw.server.settings.server.data_dir

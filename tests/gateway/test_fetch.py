@@ -18,15 +18,17 @@ from tests.gateway.test_clearbg import assert_cutout, assert_problem
 
 @pytest.fixture(scope="module")
 def strict(tmp_path_factory: pytest.TempPathFactory, api_engine: Engine) -> Iterator[Gateway]:
-    """A gateway with the default (empty) allow-list."""
+    """A gateway with the default (empty) allow-list, one for the module: each test makes its
+    own application."""
     gw, stop = start_gateway(tmp_path_factory.mktemp("strict"), api_engine)
     yield gw
     stop()  # type: ignore[operator]
 
 
-@pytest.fixture(scope="module")
-def app(gateway: Gateway) -> str:
-    return gateway.make_app("fetching", anon_daily_limit=1000)
+@pytest.fixture
+def app(gateway: Gateway, request: pytest.FixtureRequest) -> str:
+    """An application of this test's own on the module's server: no other test sees its rows."""
+    return gateway.make_app(f"fetching {request.node.name}", anon_daily_limit=1000)
 
 
 def _port(url: str) -> str:

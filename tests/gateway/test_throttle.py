@@ -14,6 +14,8 @@ from tests.gateway.test_clearbg import assert_problem
 
 @pytest.fixture(scope="module")
 def tight(tmp_path_factory: pytest.TempPathFactory, api_engine: Engine) -> Iterator[Gateway]:
+    """One server for the module, for speed: each test makes its own application (throttles
+    count per application; unknown application keys have a window of their own)."""
     gw, stop = start_gateway(
         tmp_path_factory.mktemp("tight"), api_engine, gateway={"ip_per_minute": 3}
     )
