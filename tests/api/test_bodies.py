@@ -9,6 +9,7 @@ import json
 import socket
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -140,6 +141,28 @@ def test_one_ip_holds_at_most_its_share_of_stalled_bodies(srv: Server) -> None:
     conn.request("POST", "/v1/removebg", body=multipart(CAR), headers=headers)
     assert conn.getresponse().status == 200  # the IP is welcome again once they are gone
     conn.close()
+
+
+def test_a_trusted_proxy_may_hold_more_stalled_bodies(tmp_path: Path, api_engine: Engine) -> None:
+    server, stop = start_server(
+        tmp_path,
+        api_engine,
+        server={"body_timeout": 1.0, "uploads_per_ip": 1},
+        gateway={"trusted_proxies": ["127.0.0.0/8"]},
+    )
+    head = (
+        b"POST /v1/removebg HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; "
+        b"boundary=" + BOUNDARY.encode() + b"\r\nContent-Length: 100\r\n\r\n--"
+    )
+    try:
+        stalled = [connect(server) for _ in range(3)]
+        for sock in stalled:
+            sock.sendall(head)
+        assert [read_answer(sock)[0] for sock in stalled] == [408, 408, 408]
+    finally:
+        for sock in stalled:
+            sock.close()
+        stop()
 
 
 @pytest.mark.parametrize(
