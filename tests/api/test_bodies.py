@@ -97,6 +97,16 @@ def test_a_plain_client_reads_the_413_of_an_upload_over_25_mb(srv: Server) -> No
     assert srv.balance(key) == 5 and ledger_rows(srv) == before  # refused before any credit
 
 
+def test_a_plain_client_reads_an_answer_given_before_its_body_was_read(srv: Server) -> None:
+    # the gateway refuses a request without X-App-Key before it reads the 8 MB body
+    conn = http.client.HTTPConnection(srv.url.removeprefix("http://"), timeout=60)
+    headers = {"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"}
+    conn.request("POST", "/api/v1/clearbg", body=multipart(b"\0" * (8 << 20)), headers=headers)
+    resp = conn.getresponse()
+    assert resp.status == 400 and json.loads(resp.read())["code"] == "missing_app_key"
+    conn.close()
+
+
 def test_a_body_that_stalls_is_408_and_the_connection_closes(srv: Server) -> None:
     key = srv.make_key(credits_=5)
     with connect(srv) as sock:

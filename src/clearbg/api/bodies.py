@@ -5,10 +5,11 @@ IP may keep the server waiting for.
 problem+json and ``Connection: close``, when a body is over the upload limit (413), stops
 arriving for ``body_timeout`` seconds (408), or would be one more than ``uploads_per_ip`` bodies
 from its client IP waiting for bytes at once (429). Before a 413 it reads and discards what the
-client still sends, up to a bound: a client that writes its whole body before it reads
-(Python's ``http.client``, curl without ``Expect: 100-continue``) then reads the answer instead
-of a connection reset. Starlette's ``RequestBodyLimitMiddleware`` limits the size only, answers
-``text/plain`` and closes without reading, which is the reset.
+client still sends, up to a bound: a client that writes its whole body before it reads (Python's
+``http.client``, curl without ``Expect: 100-continue``) then reads the answer instead of a
+connection reset. (When the app answers before it read the body, the connection stays open and
+uvicorn reads the rest by itself.) Starlette's ``RequestBodyLimitMiddleware`` limits the size
+only, answers ``text/plain`` and closes without reading, which is the reset.
 """
 
 from __future__ import annotations
@@ -30,14 +31,13 @@ from clearbg.errors import (
     RetryLaterError,
     TooManyUploadsError,
 )
+from clearbg.gateway.anonymous import Network
 from clearbg.settings import ServerSettings
 
 __all__ = ["Bodies"]
 
 _FORM_SLACK = 256 * 1024  # multipart boundaries and the small option fields
 _DISCARD_FACTOR = 4  # before a 413, read and discard up to this many times the limit
-
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class Bodies:
@@ -55,10 +55,11 @@ class Bodies:
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
-        body = _Body(self, self._counted_peer(scope), receive, b"expect" in headers)
+        body = _Body(self, self._counted_peer(scope), receive)
         length = headers.get(b"content-length", b"")
         if length.isdigit() and int(length) > self.limit:
-            if int(length) <= _DISCARD_FACTOR * self.limit:
+            # with Expect: 100-continue the client sends no body until asked: answer now
+            if int(length) <= _DISCARD_FACTOR * self.limit and b"expect" not in headers:
                 await body.discard()
             await self._answer(scope, send, body.too_large())
             return
@@ -72,8 +73,6 @@ class Bodies:
                 replaced = True
                 await self._answer(scope, send, body.failure)
                 return
-            if message["type"] == "http.response.body" and not message.get("more_body"):
-                await body.discard()  # an answer before the body was read (a 400, a 401)
             await send(message)
 
         await self.app(scope, body.receive, guarded_send)
@@ -114,14 +113,10 @@ class Bodies:
 class _Body:
     """One request's body as the app reads it: counted, timed, its waits counted per IP."""
 
-    def __init__(
-        self, policy: Bodies, peer: str | None, receive: Receive, expects_continue: bool
-    ) -> None:
+    def __init__(self, policy: Bodies, peer: str | None, receive: Receive) -> None:
         self.policy = policy
         self.peer = peer
         self._receive = receive
-        self.expects_continue = expects_continue  # Expect: 100-continue
-        self.asked = False
         self.received = 0
         self.complete = False
         self.failure: ClearbgError | None = None
@@ -144,10 +139,7 @@ class _Body:
         return message
 
     async def discard(self) -> None:
-        """Read and drop what the client still sends, up to a bound, so it reads the answer.
-        A client that expects ``100 Continue`` and was never asked for its body sends none."""
-        if self.expects_continue and not self.asked:
-            return
+        """Read and drop what the client still sends, up to a bound, so it reads the answer."""
         while not self.complete and self.received <= _DISCARD_FACTOR * self.policy.limit:
             try:
                 await self._next()
@@ -157,7 +149,6 @@ class _Body:
     async def _next(self) -> Message:
         """The next message, waiting at most ``body_timeout``; a wait counts against the IP."""
         policy, peer = self.policy, self.peer
-        self.asked = True  # uvicorn sends 100 Continue at the first receive
         if peer is not None:
             if policy.waiting[peer] >= policy.per_ip:
                 raise TooManyUploadsError(

@@ -91,7 +91,8 @@ class ProblemH11(H11Protocol):
     def _watch_headers(self) -> None:
         """Start the clock when the server waits for a request's headers; stop it otherwise.
         The keep-alive timer covers an idle connection, so the clock starts at a new
-        connection or at the first byte of a request."""
+        connection or at the first byte of a request; the rest of a body the app answered
+        without reading counts as such bytes."""
         if self.transport.is_closing() or not self._waiting_for_headers():
             self._stop_watch()
         elif self._deadline is None or self._deadline_cycle is not self.cycle:
