@@ -16,6 +16,8 @@ ends with, so the three edges (HTTP, CLI, SDK) translate errors in one place eac
     │   │   ├── TooManyPixelsError    400 too_many_pixels
     │   │   └── UnsupportedFormatError 415 unsupported_format
     │   ├── PayloadTooLargeError      413 payload_too_large
+    │   ├── MalformedRequestError     400 malformed_request     (not HTTP/1.1 we can read)
+    │   ├── RequestTimeoutError       408 request_timeout       (headers or body stalled)
     │   ├── IdempotencyMismatchError  422 idempotency_key_reused
     │   ├── NotFoundError             404 not_found
     │   │   └── UnknownApplicationError 404 unknown_application
@@ -40,7 +42,8 @@ ends with, so the three edges (HTTP, CLI, SDK) translate errors in one place eac
     ├── IdempotencyConflictError      409 idempotency_in_progress
     ├── RetryLaterError               (carries retry_after: Retry-After)
     │   ├── RateLimitedError          429 rate_limited
-    │   │   └── AnonymousLimitError   429 anonymous_limit_reached
+    │   │   ├── AnonymousLimitError   429 anonymous_limit_reached
+    │   │   └── TooManyUploadsError   429 too_many_uploads      (stalled bodies per client IP)
     │   └── OverloadedError           503 overloaded
     ├── GatewayUnavailableError       503 gateway_disabled
     │   └── UpstreamNotConfiguredError 503 upstream_not_configured
@@ -79,6 +82,7 @@ __all__ = [
     "InvalidBase64Error",
     "InvalidMultipartError",
     "InvalidOptionError",
+    "MalformedRequestError",
     "MissingApiKeyError",
     "MissingAppKeyError",
     "MissingImageError",
@@ -93,10 +97,12 @@ __all__ = [
     "OverloadedError",
     "PayloadTooLargeError",
     "RateLimitedError",
+    "RequestTimeoutError",
     "RetryLaterError",
     "SignInError",
     "SignInRequiredError",
     "TooManyPixelsError",
+    "TooManyUploadsError",
     "TruncatedImageError",
     "UnknownApplicationError",
     "UnknownModelError",
@@ -186,6 +192,19 @@ class UnsupportedFormatError(ImageError):
 class PayloadTooLargeError(InputError):
     status = 413
     code = "payload_too_large"
+
+
+class MalformedRequestError(InputError):
+    """The bytes on the connection are not an HTTP/1.1 request the server can read."""
+
+    code = "malformed_request"
+
+
+class RequestTimeoutError(InputError):
+    """The request's headers or body stopped arriving; the connection is closed."""
+
+    status = 408
+    code = "request_timeout"
 
 
 class IdempotencyMismatchError(InputError):
@@ -330,6 +349,12 @@ class AnonymousLimitError(RateLimitedError):
     """The application's anonymous daily limit for this client IP is spent (until 00:00 UTC)."""
 
     code = "anonymous_limit_reached"
+
+
+class TooManyUploadsError(RateLimitedError):
+    """The client IP already has as many request bodies stalled as it may hold at once."""
+
+    code = "too_many_uploads"
 
 
 class OverloadedError(RetryLaterError):

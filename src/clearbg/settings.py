@@ -51,6 +51,24 @@ class ServerSettings(BaseModel):
     port: int = 8000
     data_dir: Path = Path("data")
     upload_limit_mb: float = Field(default=25.0, gt=0)
+    header_timeout: float = Field(
+        default=30.0,
+        gt=0,
+        description="seconds a request's headers may take, from the connection's start or the "
+        "request's first byte; then 408 and the connection closes",
+    )
+    body_timeout: float = Field(
+        default=30.0,
+        gt=0,
+        description="seconds a request body may pause between two reads; then 408 and the "
+        "connection closes",
+    )
+    uploads_per_ip: int = Field(
+        default=32,
+        ge=1,
+        description="request bodies one client IP may have waiting for bytes at once; one more "
+        "is 429 (trusted proxies are not counted)",
+    )
     engine_slots: int = Field(default=2, ge=1, description="photos processed at the same time")
     queue_limit: int = Field(default=32, ge=0, description="requests waiting for a slot; then 503")
     engine_megapixels: float = Field(

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from clearbg.api.app import create_app
 from clearbg.api.deps import Services
+from clearbg.api.server import uvicorn_config
 from clearbg.engine import Engine
 from clearbg.gateway import credits, keys
 from clearbg.settings import EngineSettings, Settings
@@ -101,15 +102,8 @@ def start_server(
         return raw
 
     port = free_port()
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        lifespan="on",
-        proxy_headers=False,  # the app decides whom to believe (CLEARBG_GATEWAY__TRUSTED_PROXIES)
-    )
-    server = uvicorn.Server(config)
+    address = settings.server.model_copy(update={"host": "127.0.0.1", "port": port})
+    server = uvicorn.Server(uvicorn_config(app, address, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{port}"

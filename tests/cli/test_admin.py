@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -50,3 +51,34 @@ def test_admin_manages_applications_keys_and_credits(tmp_path: Path) -> None:
         check=False,
     )
     assert failed.returncode == 3 and "not_found" in failed.stderr
+
+
+def test_admin_names_its_database_and_reads_none_that_is_missing(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLEARBG_SERVER__")}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "clearbg.cli", "admin", *args],
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=elsewhere,
+            env=env,
+        )
+
+    for read_only in (["apps", "list"], ["keys", "list"], ["usage"], ["apps", "show", "x"]):
+        refused = run(*read_only)
+        assert refused.returncode == 3, refused.stdout + refused.stderr
+        assert f"data folder {elsewhere / 'data'}" in refused.stderr
+        assert "no database at" in refused.stderr and "--data-dir" in refused.stderr
+    assert not (elsewhere / "data").exists()  # nothing made in the wrong directory
+
+    data = tmp_path / "data"
+    created = run("--data-dir", str(data), "apps", "create", "shop")
+    assert created.returncode == 0 and "application shop" in created.stdout
+    assert f"database sqlite:///{data / 'clearbg.db'}" in created.stderr
+    listed = run("--data-dir", str(data), "apps", "list")
+    assert listed.returncode == 0 and "shop" in listed.stdout
+    assert f"data folder {data}" in listed.stderr

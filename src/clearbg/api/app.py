@@ -13,6 +13,7 @@ from fastapi import FastAPI
 
 from clearbg import __version__
 from clearbg.api import problems
+from clearbg.api.bodies import Bodies
 from clearbg.api.deps import EngineSlots, RateLimits, Services
 from clearbg.api.metrics import Metrics
 from clearbg.api.middleware import Observe
@@ -151,5 +152,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
 
         secret = _secret(settings, settings.console.secret, "console.secret")
         mount_console(app, settings, svc.sessions, secret)
+    # the last added runs first: Observe sees every answer, Bodies' own included
+    app.add_middleware(Bodies, server=settings.server, trusted=svc.trusted_proxies)
     app.add_middleware(Observe, services=lambda: svc)
     return app

@@ -1,10 +1,9 @@
-"""One ASGI middleware for every request: request id, upload limit while reading, the
-rate-limit headers on every answer, Prometheus metrics and a usage record for /v1 calls."""
+"""One ASGI middleware for every request: request id, the rate-limit headers on every answer,
+Prometheus metrics and a usage record for /v1 calls (bodies.py bounds the request bodies)."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import time
 from collections.abc import Callable
@@ -13,10 +12,6 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from clearbg.api.deps import Services
-from clearbg.api.problems import PROBLEM, problem_body
-from clearbg.errors import PayloadTooLargeError
-
-_FORM_SLACK = 256 * 1024  # multipart boundaries and the small option fields
 
 
 class RequestIds:
@@ -51,54 +46,26 @@ class Observe:
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
         request_id = headers.get("x-request-id", "")[:64] or self.ids.new()
         state["request_id"] = request_id
-        limit = int(svc.settings.server.upload_limit_mb * 1024 * 1024) + _FORM_SLACK
         started = time.perf_counter()
         sent = {"status": 500, "bytes": 0}
-        too_large = PayloadTooLargeError(
-            f"the upload is larger than {svc.settings.server.upload_limit_mb:g} MB"
-        )
         length = headers.get("content-length", "")
-        if length.isdigit() and int(length) > limit:
-            await self._reject(scope, send, too_large, request_id)
-            sent["status"] = 413
-            state["error_code"] = too_large.code
-        else:
-            received = 0
-            overflow = False
 
-            async def limited_receive() -> Message:
-                nonlocal received, overflow
-                message = await receive()
-                if message["type"] == "http.request":
-                    received += len(message.get("body", b""))
-                    if received > limit:
-                        overflow = True
-                        raise too_large
-                return message
+        async def tracking_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                sent["status"] = message["status"]
+                extra = [(b"x-request-id", request_id.encode())]
+                for k, v in state.get("extra_headers", {}).items():
+                    extra.append((k.lower().encode(), str(v).encode()))
+                names = {k for k, _ in message.get("headers", [])}
+                message["headers"] = [
+                    *message.get("headers", []),
+                    *(h for h in extra if h[0] not in names),
+                ]
+            elif message["type"] == "http.response.body":
+                sent["bytes"] += len(message.get("body", b""))
+            await send(message)
 
-            async def tracking_send(message: Message) -> None:
-                if overflow:
-                    # whatever the framework made of the aborted upload, the answer is 413
-                    if message["type"] == "http.response.start":
-                        sent["status"] = 413
-                        state["error_code"] = too_large.code
-                        await self._reject(scope, send, too_large, request_id)
-                    return
-                if message["type"] == "http.response.start":
-                    sent["status"] = message["status"]
-                    extra = [(b"x-request-id", request_id.encode())]
-                    for k, v in state.get("extra_headers", {}).items():
-                        extra.append((k.lower().encode(), str(v).encode()))
-                    names = {k for k, _ in message.get("headers", [])}
-                    message["headers"] = [
-                        *message.get("headers", []),
-                        *(h for h in extra if h[0] not in names),
-                    ]
-                elif message["type"] == "http.response.body":
-                    sent["bytes"] += len(message.get("body", b""))
-                await send(message)
-
-            await self.app(scope, limited_receive, tracking_send)
+        await self.app(scope, receive, tracking_send)
         elapsed = time.perf_counter() - started
         route = scope.get("route")
         path = getattr(route, "path", None) or "unmatched"
@@ -133,21 +100,3 @@ class Observe:
             }
             # group commit: concurrent requests share one transaction
             await asyncio.wrap_future(svc.usage_writer.submit(record))
-
-    async def _reject(
-        self, scope: Scope, send: Send, error: PayloadTooLargeError, request_id: str
-    ) -> None:
-        body = json.dumps(problem_body(413, error.code, error.message, request_id)).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", PROBLEM.encode()),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"x-request-id", request_id.encode()),
-                    (b"connection", b"close"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})

@@ -31,7 +31,13 @@ def admin(ctx: click.Context, data_dir: Path | None) -> None:
 
 
 @contextmanager
-def _db(ctx: click.Context) -> Iterator[Session]:
+def _db(ctx: click.Context, creates: bool = False) -> Iterator[Session]:
+    """The database of the data folder, named on stderr. Only a command that ``creates`` the
+    first rows (an application, a user) may start a new one; any other refuses a folder
+    without a database (the wrong directory) instead of showing it empty."""
+    from sqlalchemy.engine import make_url
+
+    from clearbg.errors import NotFoundError
     from clearbg.settings import Settings
     from clearbg.store.db import make_engine, migrate, sessions
 
@@ -40,7 +46,18 @@ def _db(ctx: click.Context) -> Iterator[Session]:
         settings = settings.model_copy(
             update={"server": settings.server.model_copy(update={"data_dir": ctx.obj})}
         )
-    settings.server.data_dir.mkdir(parents=True, exist_ok=True)
+    url = make_url(settings.database_url)
+    folder = settings.server.data_dir.resolve()
+    click.echo(f"data folder {folder}, database {url.render_as_string()}", err=True)
+    if url.get_backend_name() == "sqlite" and not Path(url.database or "").is_file():
+        if not creates:
+            fail(
+                NotFoundError(
+                    f"no database at {url.database}: run this where `clearbg serve` keeps its "
+                    "data, or pass --data-dir (or set CLEARBG_SERVER__DATA_DIR)"
+                )
+            )
+        settings.server.data_dir.mkdir(parents=True, exist_ok=True)
     migrate(settings.database_url)
     factory = sessions(make_engine(settings.database_url))
     try:
@@ -168,7 +185,7 @@ def _describe(app: Application) -> str:
 def apps_create(ctx: click.Context, name: str, changes: _GatewayChanges) -> None:
     from clearbg.gateway import keys
 
-    with _db(ctx) as db:
+    with _db(ctx, creates=True) as db:
         app = keys.create_application(db, name)
         _apply(db, app, changes)
         click.echo(_describe(app))

@@ -17,6 +17,7 @@ def serve(host: str | None, port: int | None, data_dir: Path | None) -> None:
     import uvicorn
 
     from clearbg.api.app import create_app
+    from clearbg.api.server import uvicorn_config
     from clearbg.gateway import credits, keys
     from clearbg.settings import Settings
 
@@ -50,11 +51,4 @@ def serve(host: str | None, port: int | None, data_dir: Path | None) -> None:
         first_admin = "clearbg admin users create you@example.com --role admin"
         hint = "" if has_users else f"; create its first admin with\n    {first_admin}"
         click.echo(f"Console on http://{server.host}:{server.port}/console{hint}")
-    # proxy_headers off: X-Forwarded-For is believed only from CLEARBG_GATEWAY__TRUSTED_PROXIES
-    uvicorn.run(
-        app,
-        host=server.host,
-        port=server.port,
-        log_level=server.log_level,
-        proxy_headers=False,
-    )
+    uvicorn.Server(uvicorn_config(app, server)).run()

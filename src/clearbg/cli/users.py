@@ -36,7 +36,7 @@ def users_create(
         password = sys.stdin.readline().rstrip("\r\n")
     else:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
-    with _db(ctx) as db:
+    with _db(ctx, creates=True) as db:
         user = service.create_user(db, email, password, role)
         if application:
             service.add_member(db, keys.find_application(db, application), user)
