@@ -14,16 +14,15 @@ import io
 import struct
 import warnings
 from collections.abc import Callable
-from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
 import cv2
 import numpy as np
+from isal import isal_zlib
 from numpy.typing import NDArray
 from PIL import Image, UnidentifiedImageError
 
-from clearbg.engine.pngread import read_png
 from clearbg.errors import (
     CorruptImageError,
     EmptyImageError,
@@ -222,8 +221,10 @@ def _load(im: Image.Image, data: bytes) -> None:
 def _to_8bit(a: NDArray[np.generic]) -> NDArray[np.uint8]:
     if a.dtype == np.uint8:
         return a  # type: ignore[return-value]
-    if a.dtype in (np.uint16, np.int32, np.uint32, np.int64):
-        # 16-bit samples (Pillow keeps 16-bit grey in 'I' or 'I;16' modes): scale, not clip
+    if a.dtype == np.uint16:  # 16-bit samples: scaled, not clipped
+        return (np.asarray(a, dtype=np.uint16) // np.uint16(257)).astype(np.uint8)
+    if a.dtype in (np.int32, np.uint32, np.int64):
+        # Pillow keeps 16-bit grey in 'I' mode
         return (np.clip(a.astype(np.int64), 0, 65535) // 257).astype(np.uint8)
     if a.dtype == np.bool_:
         return np.where(a, np.uint8(255), np.uint8(0)).astype(np.uint8)
@@ -287,14 +288,33 @@ def _pil_pixels(im: Image.Image) -> NDArray[np.uint8]:
 _SPNG_MODES = frozenset({"RGB", "RGBA", "L", "LA", "I;16", "I", "P"})
 
 
+def _check_png_crcs(data: bytes) -> None:
+    """Raise ``CorruptImageError`` if a chunk's CRC does not match its bytes (pyspng has
+    libspng ignore CRCs, so damage in transit would otherwise decode to wrong pixels)."""
+    view, pos = memoryview(data), 8
+    while pos + 12 <= len(data):
+        (length,) = struct.unpack_from(">I", data, pos)
+        end = pos + 8 + length
+        if end + 4 > len(data):
+            return  # cut short: the decoder names it
+        (crc,) = struct.unpack_from(">I", data, end)
+        if isal_zlib.crc32(view[pos + 4 : end]) != crc:
+            kind = data[pos + 4 : pos + 8].decode("latin-1")
+            raise CorruptImageError(f"the PNG's {kind} chunk fails its CRC check")
+        pos = end + 4
+
+
 def _decode_png(data: bytes) -> NDArray[np.uint8] | None:
-    """Decode an 8/16-bit PNG with libspng (twice as fast as Pillow, straight into numpy)."""
+    """An 8 or 16-bit PNG's pixels, decoded by libspng through pyspng straight into numpy, or
+    None when it reports a problem (Pillow then decodes it, or names the error). The fastest of
+    the public decoders on photo PNGs (``python bench/png_decoders.py``)."""
     import pyspng
 
+    _check_png_crcs(data)
     try:
         return _to_8bit(pyspng.load(data))
     except (RuntimeError, ValueError):
-        return None  # let Pillow decode it, or raise its precise error
+        return None
 
 
 def _decode_jpeg(
@@ -341,15 +361,12 @@ def _decode_heif(data: bytes) -> NDArray[np.uint8] | None:
     return a
 
 
-def decode(p: Probe, pool: Executor | None = None) -> Pixels:
-    """All the pixels, oriented, as 8-bit RGB plus alpha. ``pool``: a thread that inflates a
-    PNG ahead of the one unfiltering it (``read_png``)."""
+def decode(p: Probe) -> Pixels:
+    """All the pixels, oriented, as 8-bit RGB plus alpha."""
     a: NDArray[np.uint8] | None = None
     # libspng ignores tRNS (palette or colour-key transparency): Pillow decodes those
     if p.format == "PNG" and not p.transparency and p.mode in _SPNG_MODES:
-        a = read_png(p.data, pool)
-        if a is None:  # not 8-bit, interlaced, a palette or damaged: libspng's own path
-            a = _decode_png(p.data)
+        a = _decode_png(p.data)
     elif p.format in ("JPEG", "MPO") and p.mode in ("RGB", "L"):  # CMYK: Pillow's conversion
         a = _decode_jpeg(p.data, p.mode)
     elif p.format == "HEIF" and p.mode in ("RGB", "RGBA"):

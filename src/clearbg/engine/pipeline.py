@@ -191,7 +191,7 @@ class Engine:
         t0 = time.perf_counter()
         name = model or self.settings.default_model
         fam = self.store.spec(name).preprocessing
-        pixels = decode(self._probed(image), self._pool)
+        pixels = decode(self._probed(image))
         rgb = model_input(pixels, fam.input_size, fam.resample, self._pool)
         return Decoded(pixels, rgb, name, time.perf_counter() - t0)
 
