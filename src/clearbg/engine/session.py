@@ -6,8 +6,6 @@ the network's input tensor, runs it and turns the first output into a 0..1 mask.
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import threading
 import time
 from collections import OrderedDict
@@ -21,6 +19,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from clearbg.engine.models import Family, ModelSpec
+from clearbg.engine.native import trim_heap
 from clearbg.errors import ModelLoadError
 
 __all__ = ["ModelSession", "SessionCache", "read_input_name"]
@@ -80,14 +79,8 @@ def _open(path: Path, threads: int) -> Any:
         )
     except Exception as exc:  # ORT raises its own untyped errors; translate them once here
         raise ModelLoadError(f"cannot load {path}: {exc}") from exc
-    _trim_heap()
+    trim_heap()  # the parsed model's freed memory, back to the system (see native.py)
     return session
-
-
-def _trim_heap() -> None:
-    """Give the parsed model's freed memory back to the system (about 220 MB for u2net)."""
-    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to do
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 @dataclass
