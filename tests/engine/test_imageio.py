@@ -31,6 +31,7 @@ from clearbg.errors import (
     UnsupportedFormatError,
 )
 from tests.conftest import PHOTOS
+from tests.engine.synthetic import png_chunks, tiled_photo
 
 pillow_heif.register_heif_opener()
 
@@ -590,3 +591,82 @@ def test_encode_writes_the_asked_format(
 def test_encode_refuses_an_unknown_format(photo: Image.Image) -> None:
     with pytest.raises(ValueError, match="gif"):
         encode(np.asarray(photo), "gif")
+
+
+# -- PNG: every colour type and filter, and damage named -----------------------------------------
+
+PNG_COLOUR_TYPES = {1: 0, 2: 4, 3: 2, 4: 6}  # channels -> PNG colour type
+
+
+def every_filter_png(pixels: NDArray[np.uint8]) -> bytes:
+    """A PNG whose rows use the five filter types in turn (None, Sub, Up, Average, Paeth),
+    written here so that every one is there to undo, whatever an encoder would choose."""
+    h, w, c = pixels.shape
+    x = pixels.reshape(h, w * c).astype(np.int16)
+    rows = []
+    for y in range(h):
+        up = x[y - 1] if y else np.zeros_like(x[0])
+        left = np.concatenate([np.zeros(c, np.int16), x[y, :-c]])
+        corner = np.concatenate([np.zeros(c, np.int16), up[:-c]])
+        p = left + up - corner
+        pa, pb, pc = np.abs(p - left), np.abs(p - up), np.abs(p - corner)
+        paeth = np.where((pa <= pb) & (pa <= pc), left, np.where(pb <= pc, up, corner))
+        kind = y % 5
+        predicted = [0, left, up, (left + up) // 2, paeth][kind]
+        rows.append(bytes([kind]) + ((x[y] - predicted) % 256).astype(np.uint8).tobytes())
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, PNG_COLOUR_TYPES[c], 0, 0, 0)
+    idat = zlib.compress(b"".join(rows))
+    chunks = [_chunk(b"IHDR", ihdr), _chunk(b"IDAT", idat), _chunk(b"IEND", b"")]
+    return b"\x89PNG\r\n\x1a\n" + b"".join(chunks)
+
+
+def _rechunk(data: bytes, kind: bytes, body: bytes) -> bytes:
+    """The PNG with its chunk of ``kind`` replaced by ``body`` (with a correct CRC)."""
+    out = [data[:8]]
+    for k, old in png_chunks(data):
+        out.append(_chunk(k, body if k == kind else old))
+    return b"".join(out)
+
+
+@pytest.mark.parametrize("channels", [1, 2, 3, 4])
+def test_every_png_colour_type_and_filter_gives_the_pixels_written(channels: int) -> None:
+    pixels = tiled_photo(333, 121, channels, seed=channels)
+    if channels in (2, 4):
+        pixels[..., -1] = np.minimum(pixels[..., -1], 254)  # not opaque: the alpha is kept
+    data = every_filter_png(pixels)
+    with Image.open(io.BytesIO(data)) as im:  # the test's own writer is right
+        np.testing.assert_array_equal(np.asarray(im).reshape(pixels.shape), pixels)
+    px = load(data)
+    expected = np.repeat(pixels[..., :1], 3, axis=2) if channels < 3 else pixels[..., :3]
+    np.testing.assert_array_equal(px.rgb, expected)
+    if channels in (2, 4):
+        assert px.alpha is not None
+        np.testing.assert_array_equal(px.alpha, pixels[..., -1])
+
+
+def test_a_photo_png_in_many_idat_chunks_gives_pillows_pixels() -> None:
+    data = (PHOTOS / "plants-1.jpg").read_bytes()  # a 1.5 MP RGBA PNG in 8 KB IDAT chunks
+    assert sum(kind == b"IDAT" for kind, _ in png_chunks(data)) > 100
+    with Image.open(io.BytesIO(data)) as im:
+        np.testing.assert_array_equal(load(data).data, np.asarray(im))
+
+
+def test_a_damaged_png_is_named_truncated_or_corrupt() -> None:
+    data = every_filter_png(tiled_photo(200, 150, 4))  # one IDAT chunk
+    idat = next(body for kind, body in png_chunks(data) if kind == b"IDAT")
+    raw = zlib.decompress(idat)
+    # a flipped byte: the chunk's CRC no longer matches
+    at = data.index(b"IDAT") + 4 + len(idat) // 2
+    with pytest.raises(CorruptImageError):
+        load(data[:at] + bytes([data[at] ^ 0xFF]) + data[at + 1 :])
+    # a filter type that does not exist, behind a correct CRC
+    wrong = bytearray(raw)
+    wrong[(200 * 4 + 1) * 5] = 9
+    with pytest.raises(CorruptImageError):
+        load(_rechunk(data, b"IDAT", zlib.compress(bytes(wrong))))
+    # rows missing at the end of the stream, behind a correct CRC
+    with pytest.raises((CorruptImageError, TruncatedImageError)):
+        load(_rechunk(data, b"IDAT", zlib.compress(raw[:-7])))
+    # the file cut short in its pixels
+    with pytest.raises(TruncatedImageError):
+        load(data[: len(data) // 2])

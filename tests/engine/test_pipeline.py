@@ -380,17 +380,6 @@ def test_crop_without_a_crop_margin_option_ignores_margin(
     assert (a.width, a.height) == (240, 180)
 
 
-def test_the_huge_pages_setting_reaches_numpy(engine: Engine) -> None:
-    switch = np._core.multiarray._set_madvise_hugepage  # returns the state it replaces
-    try:
-        for on in (True, False):
-            switch(not on)
-            Engine(engine.settings.model_copy(update={"huge_pages": on})).close()
-            assert switch(not on) is on
-    finally:
-        switch(engine.settings.huge_pages)
-
-
 # -- refine and foreground ---------------------------------------------------------------------
 
 

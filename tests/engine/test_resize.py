@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -10,7 +9,7 @@ import pytest
 from PIL import Image
 
 from clearbg.engine.imageio import Pixels
-from clearbg.engine.resize import _resizer, convolve, model_input
+from clearbg.engine.resize import convolve, model_input
 from tests.conftest import PHOTOS
 
 PILLOW = {"lanczos": Image.Resampling.LANCZOS, "bilinear": Image.Resampling.BILINEAR}
@@ -54,41 +53,11 @@ def test_a_large_photo_is_reduced_first_and_still_looks_like_the_photo() -> None
     assert np.abs(seen - rembg).mean() < 1.5
 
 
-def test_threads_resizing_at_once_each_have_a_resizer_and_get_what_one_thread_gets() -> None:
-    """A shared resizer would serialise them (it takes its calls one at a time); each thread
-    has its own, and the pixels are those of one thread alone."""
+def test_threads_resizing_at_once_get_what_one_thread_gets() -> None:
     rng = np.random.default_rng(3)
     photos = [rng.integers(0, 256, (600 + 40 * i, 900, 3), dtype=np.uint8) for i in range(8)]
     alone = [convolve(p, (320, 320), "lanczos") for p in photos]
-    meet = threading.Barrier(4)
-
-    def whose(_: int) -> int:
-        meet.wait(timeout=30)  # four threads at once, so four threads answer
-        return id(_resizer()[0])
-
     with ThreadPoolExecutor(4) as pool:
-        assert len(set(pool.map(whose, range(4)))) == 4
         together = list(pool.map(lambda p: convolve(p, (320, 320), "lanczos"), photos * 3))
-    assert _resizer()[0] is _resizer()[0]  # a thread keeps its own
     for i, got in enumerate(together):
         assert np.array_equal(got, alone[i % len(photos)])
-
-
-@pytest.mark.parametrize("channels", [3, 4])
-@pytest.mark.parametrize(("height", "width"), [(1481, 987), (641, 1900), (333, 500)])
-def test_the_resizers_threads_give_the_pixels_of_one_thread(
-    channels: int, height: int, width: int
-) -> None:
-    """The library splits each resize over its thread pool; the model's input must not depend
-    on that (parity with rembg and the cached eval masks rest on it)."""
-    from cykooz_resizer import FilterType, ResizeAlg, ResizeOptions, Resizer
-
-    rng = np.random.default_rng(height)
-    pixels = rng.integers(0, 256, (height, width, channels), dtype=np.uint8)
-    mode = "CMYK" if channels == 4 else "RGB"
-    src = Image.frombytes(mode, (width, height), pixels.tobytes())
-    dst = Image.new(mode, (320, 320))
-    alg = ResizeAlg.convolution(FilterType.lanczos3)
-    Resizer().resize_pil(src, dst, ResizeOptions(resize_alg=alg, use_alpha=False))
-    one_thread = np.asarray(dst)[:, :, :3]
-    assert np.array_equal(convolve(pixels, (320, 320), "lanczos"), one_thread)

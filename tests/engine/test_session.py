@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
+from clearbg.engine import native
 from clearbg.engine.models import MODELS
 from clearbg.engine.session import ModelSession
 
@@ -25,3 +28,21 @@ def test_the_input_tensor_is_the_familys_normalisation(model: str) -> None:
     assert tensor.shape == (1, 3, h, w) and tensor.dtype == np.float32
     assert tensor.flags.c_contiguous
     np.testing.assert_allclose(tensor, expected, rtol=0, atol=2e-6)
+
+
+@pytest.mark.skipif(native._libc() is None, reason="glibc's malloc_trim only")
+def test_trimming_the_heap_gives_freed_memory_back() -> None:
+    """Memory freed into glibc's heap (many blocks above pymalloc's size, as a parsed model
+    leaves) is returned to the system by ``trim_heap``, not kept by the process."""
+
+    def rss() -> int:
+        status = Path("/proc/self/status").read_text().split("VmRSS:")[1]
+        return int(status.split()[0]) * 1024
+
+    blocks = [bytes(4000) + bytes([i % 256]) for i in range(40_000)]  # 160 MB of small blocks
+    keep = blocks[::500]  # a few survivors, so the heap's top cannot simply shrink
+    del blocks
+    before = rss()
+    native.trim_heap()
+    assert before - rss() > 100 << 20
+    assert len(keep) == 80

@@ -38,8 +38,7 @@ def remove_many(
     ``side_by_side=N`` (N >= 2; by default one per core, at most 4) runs N photos at once,
     each all the way through on its own thread with a one-thread model session: no stage waits
     for another, and a thread per photo uses a core better than two threads on one photo
-    (13 photos on 2 cores, refinement on: 1.27x the images/s of one after another, against
-    1.06x for the staged pipeline; refinement off: 1.06x against 1.00x). With one core, or
+    (``python bench/bench.py --only folder`` times it against rembg). With one core, or
     ``side_by_side`` 0 or 1, the photos go through the staged pipeline.
     """
     workers = side_by_side_workers(side_by_side)

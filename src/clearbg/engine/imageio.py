@@ -14,16 +14,15 @@ import io
 import struct
 import warnings
 from collections.abc import Callable
-from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
 import cv2
 import numpy as np
+from isal import isal_zlib
 from numpy.typing import NDArray
 from PIL import Image, UnidentifiedImageError
 
-from clearbg.engine.pngread import read_png
 from clearbg.errors import (
     CorruptImageError,
     EmptyImageError,
@@ -199,8 +198,7 @@ def _orientation(im: Image.Image) -> int:
 
 def _orient(a: NDArray[np.uint8], orientation: int) -> NDArray[np.uint8]:
     """``a`` turned as its EXIF orientation says, as an array of its own. OpenCV writes the
-    turned rows in one pass each: a 12 MP photo taken upright on a phone (6) in 26 ms, where
-    numpy's ``rot90`` view and its strided copy took 91 ms."""
+    turned rows in one pass each, several times faster than a copy of numpy's ``rot90`` view."""
     turn = _ORIENT.get(orientation)
     if turn is None:
         return a
@@ -222,8 +220,10 @@ def _load(im: Image.Image, data: bytes) -> None:
 def _to_8bit(a: NDArray[np.generic]) -> NDArray[np.uint8]:
     if a.dtype == np.uint8:
         return a  # type: ignore[return-value]
-    if a.dtype in (np.uint16, np.int32, np.uint32, np.int64):
-        # 16-bit samples (Pillow keeps 16-bit grey in 'I' or 'I;16' modes): scale, not clip
+    if a.dtype == np.uint16:  # 16-bit samples: scaled, not clipped
+        return (np.asarray(a, dtype=np.uint16) // np.uint16(257)).astype(np.uint8)
+    if a.dtype in (np.int32, np.uint32, np.int64):
+        # Pillow keeps 16-bit grey in 'I' mode
         return (np.clip(a.astype(np.int64), 0, 65535) // 257).astype(np.uint8)
     if a.dtype == np.bool_:
         return np.where(a, np.uint8(255), np.uint8(0)).astype(np.uint8)
@@ -235,7 +235,7 @@ def _to_8bit(a: NDArray[np.generic]) -> NDArray[np.uint8]:
 def _opaque(a: NDArray[np.uint8]) -> bool:
     """Whether every pixel's alpha (the last of 2 or 4 channels) is 255."""
     alpha = a[:, :, -1]
-    # a sparse look first: a photo with real transparency shows it at once (24 MP: 1 ms, not 24)
+    # a sparse look first: a photo with real transparency shows it without a pass over all
     if int(alpha[::8, ::8].min()) < 255:
         return False
     if a.flags.c_contiguous:
@@ -287,14 +287,33 @@ def _pil_pixels(im: Image.Image) -> NDArray[np.uint8]:
 _SPNG_MODES = frozenset({"RGB", "RGBA", "L", "LA", "I;16", "I", "P"})
 
 
+def _check_png_crcs(data: bytes) -> None:
+    """Raise ``CorruptImageError`` if a chunk's CRC does not match its bytes (pyspng has
+    libspng ignore CRCs, so damage in transit would otherwise decode to wrong pixels)."""
+    view, pos = memoryview(data), 8
+    while pos + 12 <= len(data):
+        (length,) = struct.unpack_from(">I", data, pos)
+        end = pos + 8 + length
+        if end + 4 > len(data):
+            return  # cut short: the decoder names it
+        (crc,) = struct.unpack_from(">I", data, end)
+        if isal_zlib.crc32(view[pos + 4 : end]) != crc:
+            kind = data[pos + 4 : pos + 8].decode("latin-1")
+            raise CorruptImageError(f"the PNG's {kind} chunk fails its CRC check")
+        pos = end + 4
+
+
 def _decode_png(data: bytes) -> NDArray[np.uint8] | None:
-    """Decode an 8/16-bit PNG with libspng (twice as fast as Pillow, straight into numpy)."""
+    """An 8 or 16-bit PNG's pixels, decoded by libspng through pyspng straight into numpy, or
+    None when it reports a problem (Pillow then decodes it, or names the error). The fastest of
+    the public decoders on photo PNGs (``python bench/png_decoders.py``)."""
     import pyspng
 
+    _check_png_crcs(data)
     try:
         return _to_8bit(pyspng.load(data))
     except (RuntimeError, ValueError):
-        return None  # let Pillow decode it, or raise its precise error
+        return None
 
 
 def _decode_jpeg(
@@ -306,9 +325,8 @@ def _decode_jpeg(
     the smallest (width, height) wanted, reached by DCT scaling (the smallest of the sizes
     M/8 of the photo that is at least that big).
 
-    The very pixels Pillow gives (1,012 JPEGs compared), faster: Pillow keeps RGB as four bytes
-    a pixel and ``np.asarray`` copies them out again (a 24 MP photo: 216 -> 52 ms in all, of
-    which 110 ms was that copy; 0.7 MP: 8.4 -> 6.8 ms). It lets go of the GIL throughout."""
+    The very pixels Pillow gives, faster: Pillow keeps RGB as four bytes a pixel and
+    ``np.asarray`` copies them out again. It lets go of the GIL throughout."""
     import simplejpeg
 
     try:
@@ -329,7 +347,7 @@ def _decode_heif(data: bytes) -> NDArray[np.uint8] | None:
     """An RGB or RGBA HEIC/HEIF photo's primary image, decoded by libheif through pillow_heif
     straight into numpy (8-bit, as its Pillow plugin gives it), or None on any problem: Pillow
     then decodes it, or names the error. The same pixels, without Pillow's four bytes a pixel
-    copied out again: a 12 MP HEIC 282 -> 197 ms."""
+    copied out again."""
     import pillow_heif
 
     try:
@@ -341,15 +359,12 @@ def _decode_heif(data: bytes) -> NDArray[np.uint8] | None:
     return a
 
 
-def decode(p: Probe, pool: Executor | None = None) -> Pixels:
-    """All the pixels, oriented, as 8-bit RGB plus alpha. ``pool``: a thread that inflates a
-    PNG ahead of the one unfiltering it (``read_png``)."""
+def decode(p: Probe) -> Pixels:
+    """All the pixels, oriented, as 8-bit RGB plus alpha."""
     a: NDArray[np.uint8] | None = None
     # libspng ignores tRNS (palette or colour-key transparency): Pillow decodes those
     if p.format == "PNG" and not p.transparency and p.mode in _SPNG_MODES:
-        a = read_png(p.data, pool)
-        if a is None:  # not 8-bit, interlaced, a palette or damaged: libspng's own path
-            a = _decode_png(p.data)
+        a = _decode_png(p.data)
     elif p.format in ("JPEG", "MPO") and p.mode in ("RGB", "L"):  # CMYK: Pillow's conversion
         a = _decode_jpeg(p.data, p.mode)
     elif p.format == "HEIF" and p.mode in ("RGB", "RGBA"):

@@ -101,21 +101,6 @@ def _infer(
     return mask, seconds
 
 
-def numpy_huge_pages(on: bool) -> None:
-    """Whether NumPy advises the kernel to back its arrays of 4 MB and more with transparent
-    huge pages (``madvise``), for this whole process; NumPy's own switch, which its
-    ``NUMPY_MADVISE_HUGEPAGE`` variable sets at import. Where free memory is fragmented (most
-    of it page cache, as on a server that has run a while) the kernel compacts memory on the
-    spot to find each 2 MB page. Here a 24 MP JPEG cut out with the default options spent
-    718 ms outside inference with huge pages and 570 ms without (medians of 8, interleaved),
-    and at most 1.27 s against 0.59 s; 0.2-1.5 MP photos, and any photo with refinement off,
-    took the same time either way. A NumPy without the switch is left as it is."""
-    core = getattr(np, "_core", None) or getattr(np, "core", None)
-    switch = getattr(getattr(core, "multiarray", None), "_set_madvise_hugepage", None)
-    if switch is not None:
-        switch(on)
-
-
 def _key(model: str, threads: int | None) -> str:
     """A session's name in the cache: its model, and its thread count if not the setting's."""
     return model if threads is None else f"{model}@{threads}"
@@ -130,7 +115,6 @@ class Engine:
 
     def __init__(self, settings: EngineSettings | None = None) -> None:
         self.settings = settings or EngineSettings()
-        numpy_huge_pages(self.settings.huge_pages)
         self.store = ModelStore.from_settings(self.settings)
         self._sessions = SessionCache(self.settings.loaded_models)
         # decodes ahead of inference and composes/encodes strips; shared by all callers
@@ -191,7 +175,7 @@ class Engine:
         t0 = time.perf_counter()
         name = model or self.settings.default_model
         fam = self.store.spec(name).preprocessing
-        pixels = decode(self._probed(image), self._pool)
+        pixels = decode(self._probed(image))
         rgb = model_input(pixels, fam.input_size, fam.resample, self._pool)
         return Decoded(pixels, rgb, name, time.perf_counter() - t0)
 

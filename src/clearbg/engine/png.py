@@ -1,8 +1,9 @@
 """A fast PNG writer: numpy filtering and ISA-L deflate, strip by strip.
 
 Written here because no library fits: Pillow's and OpenCV's PNG writers use zlib's slow levels
-and adaptive filtering (rembg's 24 MP output spends half its time in ``Image.save``: 1.6 s
-against 0.09 s here). This writer uses the "Up" filter (one vectorised subtraction) and
+and adaptive filtering, on one thread (on a 24 MP cut-out, many times slower than this writer;
+``python bench/bench.py --only rss`` times both tools). This writer uses the "Up" filter (one
+vectorised subtraction) and
 compresses horizontal strips, in parallel, as raw deflate segments ended by a sync flush,
 joined into one valid zlib stream (as pigz does), with the Adler-32 combined from the strips'.
 The pixels themselves can be produced strip by strip (``encode_png_rows``), so composing a
@@ -29,7 +30,7 @@ _SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _COLOR_TYPES = {1: 0, 2: 4, 3: 2, 4: 6}  # channels -> PNG colour type
 _MOD_ADLER = 65521
 _STRIP_BYTES = 1 << 20  # aim for about this many raw bytes per strip (in the CPU's caches)
-_STRIPS = 24  # and at most this many strips (24 MP RGBA: 4 MB each; 1 MB strips were slower)
+_STRIPS = 24  # and at most this many strips (24 MP RGBA: 4 MB each, fewer calls)
 
 
 def _chunk(kind: bytes, payload: bytes) -> bytes:
@@ -103,8 +104,8 @@ def encode_png_rows(
         raise ValueError(f"cannot write a PNG with {channels} channels")
     # strips of about 1 MB, taken in turn by this thread and a pool thread (``run_in_turn``).
     # Their number does not depend on the executor, so neither do the rows and filters the
-    # file holds. (ISA-L's compressed bytes for the same rows can differ now and then between
-    # runs: seen once in the test suite. Every one is a valid stream of the same rows.)
+    # file holds. (ISA-L's compressed bytes for the same rows may differ between runs; each is
+    # a valid stream of the same rows.)
     size = height * width * channels
     count = min(-(-size // _STRIP_BYTES), _STRIPS, height)
     step = -(-height // count)

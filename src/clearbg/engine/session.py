@@ -6,8 +6,6 @@ the network's input tensor, runs it and turns the first output into a 0..1 mask.
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import threading
 import time
 from collections import OrderedDict
@@ -21,6 +19,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from clearbg.engine.models import Family, ModelSpec
+from clearbg.engine.native import trim_heap
 from clearbg.errors import ModelLoadError
 
 __all__ = ["ModelSession", "SessionCache", "read_input_name"]
@@ -44,9 +43,9 @@ _shared_arena: list[bool] = []  # registered in this process (once)
 def _share_arena(ort: Any) -> None:
     """Register one CPU arena for the whole process, used by every session.
 
-    Each session's own arena keeps its largest activations for good: a model and its companion
-    kept two (u2net + u2netp: +300 MB for u2netp's, which never run at the same time). One
-    shared arena holds what runs at once, not the sum of what every session ever ran.
+    Each session's own arena keeps its largest activations for good, so a model and its
+    companion, which never run at the same time, would keep two. One shared arena holds what
+    runs at once, not the sum of what every session ever ran.
     """
     with _SHARED_ARENA:
         if _shared_arena:
@@ -66,11 +65,11 @@ def _open(path: Path, threads: int) -> Any:
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.log_severity_level = 3
     # No memory pattern: with it ORT plans one block for all activations and its arena keeps
-    # growing (u2net: +1 GB after a few runs); without the arena each run page-faults its
-    # activations in again (18% slower). Arena on, pattern off: as fast, +0.3 GB less.
+    # growing; without the arena each run page-faults its activations in again, slower. Arena
+    # on, pattern off: as fast, and a lower peak (``python bench/bench.py --only rss``).
     opts.enable_mem_pattern = False
-    # idle intra-op threads sleep instead of spinning: decode and encode threads (a folder's
-    # pipeline, other requests) get the cores; a pipeline of 8 photos ran 16% faster
+    # idle intra-op threads sleep instead of spinning, so decode and encode threads (a folder's
+    # photos side by side, other requests) get the cores
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if threads:
         opts.intra_op_num_threads = threads
@@ -80,14 +79,8 @@ def _open(path: Path, threads: int) -> Any:
         )
     except Exception as exc:  # ORT raises its own untyped errors; translate them once here
         raise ModelLoadError(f"cannot load {path}: {exc}") from exc
-    _trim_heap()
+    trim_heap()  # the parsed model's freed memory, back to the system (see native.py)
     return session
-
-
-def _trim_heap() -> None:
-    """Give the parsed model's freed memory back to the system (about 220 MB for u2net)."""
-    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to do
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 @dataclass
@@ -115,8 +108,8 @@ class ModelSession:
 
         The arithmetic is done once per possible value (a 3 x 256 table, in the same float32
         steps as on the whole image, so the very same numbers) and each plane is looked up:
-        twice as fast as computing on every pixel and transposing (isnet: 14.5 -> 5.5 ms).
-        OpenCV's lookup writes each plane in place, twice as fast again as numpy's ``take``."""
+        faster than computing on every pixel and transposing. OpenCV's lookup writes each
+        plane in place, faster again than numpy's ``take``."""
         fam = self.family
         peak = float(rgb.max()) if fam.divide_by_max else 255.0
         table = np.repeat(np.arange(256, dtype=np.float32)[None], 3, axis=0)  # a row a channel

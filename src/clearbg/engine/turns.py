@@ -1,8 +1,8 @@
 """Jobs shared by the calling thread and one pool thread, taken in turn.
 
 A strip of a cut-out costs more or less as its rows hold more or less of the subject
-(transparent rows compress at once): handing each thread a fixed half left one idle while the
-other finished (1.5 MP, two PNG strips: 2.2 and 6.0 ms). Here each thread takes the next job
+(transparent rows compress at once): handing each thread a fixed half leaves one idle while the
+other finishes. Here each thread takes the next job
 when it is free. The calling thread starts at once and never waits for the pool: a helper the
 pool has not started by the time the jobs are done (its threads busy with other requests) is
 cancelled.
