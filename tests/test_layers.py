@@ -13,9 +13,11 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "clearbg"
 ALLOWED = {
     "engine": {"engine", "errors", "settings"},
     "store": {"store", "errors", "settings"},
-    "gateway": {"gateway", "engine", "store", "errors", "settings"},
-    "jobs": {"jobs", "gateway", "engine", "store", "errors", "settings"},
-    "console": {"console", "gateway", "store", "errors", "settings"},
+    "accounts": {"accounts", "store", "errors", "settings"},
+    "gateway": {"gateway", "accounts", "engine", "store", "errors", "settings"},
+    "paid": {"paid", "gateway", "accounts", "engine", "store", "errors", "settings"},
+    "jobs": {"jobs", "paid", "gateway", "accounts", "engine", "store", "errors", "settings"},
+    "console": {"console", "accounts", "store", "errors", "settings"},
     "client": {"client", "errors"},
 }
 

@@ -12,6 +12,8 @@ import httpx
 from fastapi import FastAPI
 
 from clearbg import __version__
+from clearbg.accounts import credits
+from clearbg.accounts.directory import Directory
 from clearbg.api import problems
 from clearbg.api.deps import EngineSlots, RateLimits, Services
 from clearbg.api.metrics import Metrics
@@ -19,8 +21,7 @@ from clearbg.api.middleware import Observe
 from clearbg.api.routes import account, admin, gateway, health, removebg
 from clearbg.api.routes import bulk as bulk_routes
 from clearbg.engine import Engine
-from clearbg.gateway import anonymous, credits
-from clearbg.gateway.directory import Directory
+from clearbg.gateway import anonymous
 from clearbg.gateway.fetch import Fetcher, FetchPolicy
 from clearbg.jobs import bulk
 from clearbg.jobs.queue import JobQueue, ttl

@@ -18,13 +18,13 @@ from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 from sqlalchemy.orm import Session, sessionmaker
 
+from clearbg.accounts import keys
+from clearbg.accounts.directory import Directory
 from clearbg.api.metrics import Metrics
 from clearbg.api.windows import MemoryWindows
 from clearbg.engine import Engine
 from clearbg.errors import OverloadedError, RateLimitedError
-from clearbg.gateway import keys
 from clearbg.gateway.anonymous import Network
-from clearbg.gateway.directory import Directory
 from clearbg.gateway.fetch import Fetcher
 from clearbg.jobs.queue import JobQueue
 from clearbg.settings import Settings

@@ -18,10 +18,10 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from clearbg.accounts import credits
 from clearbg.engine import Cutout, Engine, RemoveOptions
 from clearbg.engine.batch import remove_many
 from clearbg.errors import ClearbgError, InsufficientCreditsError, InvalidOptionError, NotFoundError
-from clearbg.gateway import credits
 from clearbg.store.models import ApiKey, BulkImage, BulkJob, LedgerEntry, utcnow
 
 MAX_IMAGES = 50

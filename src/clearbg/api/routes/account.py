@@ -8,9 +8,9 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 
+from clearbg.accounts.credits import credits
+from clearbg.accounts.usage import IMAGE_ENDPOINTS
 from clearbg.api.deps import CallerDep, ServicesDep
-from clearbg.gateway.credits import credits
-from clearbg.gateway.usage import IMAGE_ENDPOINTS
 from clearbg.store.models import BulkImage, BulkJob, UsageRecord
 
 router = APIRouter(tags=["account"])

@@ -15,12 +15,12 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel
 from sqlalchemy import select
 
+from clearbg.accounts.credits import credits
 from clearbg.api.deps import CallerDep, ServicesDep
 from clearbg.api.idempotency import Idempotency
 from clearbg.api.routes.removebg import form_options, read_upload
 from clearbg.engine import RemoveOptions
 from clearbg.errors import InvalidOptionError, NotFoundError
-from clearbg.gateway.credits import credits
 from clearbg.jobs import bulk
 from clearbg.store.models import BulkImage, BulkJob
 

@@ -32,6 +32,9 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartException
 
+from clearbg.accounts import credits, keys
+from clearbg.accounts.applications import GatewayConfig
+from clearbg.accounts.directory import DirectoryBusyError, KeyInfo
 from clearbg.api.deps import Services, ServicesDep, Window
 from clearbg.engine import RemoveOptions
 from clearbg.engine.imageio import Probe
@@ -54,9 +57,7 @@ from clearbg.errors import (
     UpstreamNotConfiguredError,
     WrongApplicationKeyError,
 )
-from clearbg.gateway import anonymous, credits, keys
-from clearbg.gateway.applications import GatewayConfig
-from clearbg.gateway.directory import DirectoryBusyError, KeyInfo
+from clearbg.gateway import anonymous
 from clearbg.gateway.inputs import parse_text
 from clearbg.gateway.upstream import UpstreamResult, call_http_upstream
 from clearbg.store.models import ApiKey

@@ -8,11 +8,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, File, Form, Header, Request, UploadFile
 from fastapi.responses import Response
 
+from clearbg.accounts import credits
 from clearbg.api.deps import CallerDep, ServicesDep
 from clearbg.api.idempotency import Idempotency
 from clearbg.engine import Cutout, RemoveOptions
 from clearbg.errors import EmptyImageError, InvalidOptionError
-from clearbg.gateway import credits
 
 router = APIRouter(tags=["remove background"])
 

@@ -13,7 +13,7 @@ from typing import Final
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from clearbg.gateway.credits import credits
+from clearbg.accounts.credits import credits
 from clearbg.store.models import ApiKey, UsageRecord
 
 __all__ = ["IMAGE_ENDPOINTS", "UsageRow", "percentile", "summaries", "summarize"]
