@@ -11,7 +11,7 @@ from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 
 from clearbg.api.middleware import RequestIds
-from clearbg.api.windows import MemoryWindows
+from clearbg.paid.windows import MemoryWindows
 
 
 def test_a_window_allows_its_amount_then_refuses() -> None:
