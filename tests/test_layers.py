@@ -14,9 +14,9 @@ ALLOWED = {
     "engine": {"engine", "errors", "settings"},
     "store": {"store", "errors", "settings"},
     "accounts": {"accounts", "store", "errors", "settings"},
-    "gateway": {"gateway", "accounts", "engine", "store", "errors", "settings"},
+    "gateway": {"gateway", "engine", "store", "errors", "settings"},
     "paid": {"paid", "gateway", "accounts", "engine", "store", "errors", "settings"},
-    "jobs": {"jobs", "paid", "gateway", "accounts", "engine", "store", "errors", "settings"},
+    "jobs": {"jobs", "paid", "gateway", "engine", "store", "errors", "settings"},
     "console": {"console", "accounts", "store", "errors", "settings"},
     "client": {"client", "errors"},
 }

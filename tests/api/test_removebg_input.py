@@ -6,7 +6,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from clearbg.store.models import LedgerEntry
+from clearbg.store.models import ApiKey, LedgerEntry
 from tests.api.conftest import Server
 from tests.conftest import PHOTOS
 
@@ -15,8 +15,6 @@ CAR = (PHOTOS / "car-1.jpg").read_bytes()
 
 def ledger_rows(server: Server, key: str) -> int:
     with server.db() as db:
-        from clearbg.store.models import ApiKey
-
         key_id = db.scalar(select(ApiKey.id).where(ApiKey.prefix == key[:12]))
         return int(db.scalar(select(func.count()).where(LedgerEntry.api_key_id == key_id)) or 0)
 
@@ -71,3 +69,14 @@ def test_an_empty_field_is_refused_on_the_gateway_too(server: Server) -> None:
     )
     assert resp.status_code == 400, resp.text
     assert resp.json()["code"] == "invalid_option"
+
+
+def test_a_truncated_image_moves_no_credit_on_the_gateway(server: Server) -> None:
+    key = server.make_key(credits_=3)
+    resp = httpx.post(
+        server.url + "/api/v1/clearbg",
+        headers={"X-App-Key": server.app_key, "X-Api-Key": key},
+        files={"image": ("car.jpg", CAR[: len(CAR) // 2])},
+    )
+    assert resp.status_code == 400 and resp.json()["code"] == "truncated_image"
+    assert ledger_rows(server, key) == 1
