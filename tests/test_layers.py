@@ -18,19 +18,44 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "clearbg"
 # The rule, `cli, api, console -> gateway, jobs -> engine, store -> errors, settings`, with
 # `client` importing only `errors` and `__init__` (the public facade: clearbg.Engine, ...)
 # re-exporting what a user imports. Layer -> the other layers its modules may import.
-# Within a tier the direction is fixed too: cli serves the api, the api mounts the console,
-# jobs charge through the gateway; the outer tier may read the facade (its __version__).
+# The middle tier is ordered too: jobs run each image through `paid` (the one paid-call
+# service), which uses `accounts` (applications, keys, credits, users, usage) and `gateway`
+# (the Monitor gateway's inputs, URL fetcher, upstreams). Within the outer tier cli serves the
+# api and the api mounts the console; the outer tier may read the facade (its __version__).
 # A new top-level package or module under src/clearbg must get a row here, or
-# test_every_module_has_a_layer fails: a service package (like an `accounts/` package or a
-# paid-call module) goes in the gateway tier, next to `gateway`, and is added to the rows of
-# the outer layers (cli, api, console) that use it; a module every layer may use goes in the
+# test_every_module_has_a_layer fails: a service package goes in the middle tier and is added
+# to the rows of the outer layers that use it; a module every layer may use goes in the
 # innermost tier next to errors and settings.
 LAYERS: dict[str, set[str]] = {
-    "cli": {"__init__", "api", "gateway", "jobs", "engine", "store", "errors", "settings"},
-    "api": {"__init__", "console", "gateway", "jobs", "engine", "store", "errors", "settings"},
-    "console": {"__init__", "gateway", "store", "errors", "settings"},
+    "cli": {
+        "__init__",
+        "api",
+        "paid",
+        "accounts",
+        "gateway",
+        "jobs",
+        "engine",
+        "store",
+        "errors",
+        "settings",
+    },
+    "api": {
+        "__init__",
+        "console",
+        "paid",
+        "accounts",
+        "gateway",
+        "jobs",
+        "engine",
+        "store",
+        "errors",
+        "settings",
+    },
+    "console": {"__init__", "accounts", "gateway", "store", "errors", "settings"},
     "__init__": {"engine", "client", "errors"},
-    "jobs": {"gateway", "engine", "store", "errors", "settings"},
+    "jobs": {"paid", "accounts", "gateway", "engine", "store", "errors", "settings"},
+    "paid": {"accounts", "gateway", "engine", "store", "errors", "settings"},
+    "accounts": {"store", "errors", "settings"},
     "gateway": {"engine", "store", "errors", "settings"},
     "engine": {"errors", "settings"},
     "store": {"errors", "settings"},

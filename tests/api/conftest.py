@@ -14,11 +14,11 @@ import pytest
 import uvicorn
 from sqlalchemy.orm import Session
 
+from clearbg.accounts import credits, keys
 from clearbg.api.app import create_app
 from clearbg.api.deps import Services
 from clearbg.api.server import uvicorn_config
 from clearbg.engine import Engine
-from clearbg.gateway import credits, keys
 from clearbg.settings import EngineSettings, Settings
 from clearbg.store.db import make_engine, sessions
 from clearbg.store.models import Application

@@ -126,15 +126,8 @@ def test_results_expire(server: Server) -> None:
     with server.client(server.make_key()) as c:
         job_id = submit(c, [("a.jpg", small_jpeg())]).json()["job_id"]
         wait_done(c, job_id)
-        s = server.settings
-        ctx = bulk.JobContext(
-            sessions(make_engine(s.database_url)),
-            Engine(s.engine),
-            s.results_dir,
-            100,
-            25,
-            timedelta(hours=1),
-        )
+        assert server.services is not None
+        ctx = server.services.queue.ctx
         assert bulk.expire_jobs(ctx, now=datetime.now(UTC) + timedelta(days=2)) >= 1
         assert c.get(f"/v1/bulk/{job_id}").status_code == 404
         assert not ctx.folder(job_id).exists()
@@ -170,7 +163,12 @@ def test_callback_is_signed_and_retried(
     tmp_path: Path, api_engine: Engine, receiver: tuple[str, type[_Receiver]]
 ) -> None:
     url, handler = receiver
-    srv, stop = start_server(tmp_path, api_engine, jobs={"callback_secret": "s3cret"})
+    srv, stop = start_server(
+        tmp_path,
+        api_engine,
+        jobs={"callback_secret": "s3cret"},
+        gateway={"fetch_allow": ["127.0.0.1/32"]},  # the receiver is on this machine
+    )
     try:
         with srv.client(srv.make_key()) as c:
             job_id = submit(c, [("a.jpg", small_jpeg())], callback_url=url).json()["job_id"]

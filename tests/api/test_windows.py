@@ -13,7 +13,7 @@ from limits.strategies import MovingWindowRateLimiter
 
 from clearbg.api import windows as windows_module
 from clearbg.api.middleware import RequestIds
-from clearbg.api.windows import MemoryWindows
+from clearbg.paid.windows import MemoryWindows
 
 
 def test_a_window_allows_its_amount_then_refuses() -> None:

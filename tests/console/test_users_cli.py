@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from clearbg.accounts import users
 from clearbg.errors import SignInError
-from clearbg.gateway import users
 from clearbg.settings import Settings
 from clearbg.store.db import make_engine, sessions
 from clearbg.store.models import User

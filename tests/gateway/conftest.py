@@ -17,9 +17,9 @@ import httpx
 import pytest
 from PIL import Image, ImageDraw
 
+from clearbg.accounts import applications
+from clearbg.accounts import keys as key_service
 from clearbg.engine import Engine
-from clearbg.gateway import applications
-from clearbg.gateway import keys as key_service
 from tests.api.conftest import Server, api_engine, start_server
 
 

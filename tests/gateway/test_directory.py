@@ -12,10 +12,10 @@ import httpx
 import pytest
 from sqlalchemy import create_engine
 
+from clearbg.accounts import applications
+from clearbg.accounts import keys as key_service
+from clearbg.accounts.directory import Directory, DirectoryBusyError
 from clearbg.engine import Engine
-from clearbg.gateway import applications
-from clearbg.gateway import keys as key_service
-from clearbg.gateway.directory import Directory, DirectoryBusyError
 from clearbg.store.db import make_engine, migrate, sessions
 from tests.gateway.conftest import Gateway, start_gateway
 from tests.gateway.test_admin_cli import admin

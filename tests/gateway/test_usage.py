@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from clearbg.gateway import keys
-from clearbg.gateway.usage import summaries, summarize
+from clearbg.accounts import keys
+from clearbg.accounts.usage import summaries, summarize
 from clearbg.store.db import make_engine, migrate, sessions
 from clearbg.store.models import UsageRecord
 

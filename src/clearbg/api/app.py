@@ -12,19 +12,20 @@ import httpx
 from fastapi import FastAPI
 
 from clearbg import __version__
+from clearbg.accounts.directory import Directory
 from clearbg.api import problems
 from clearbg.api.bodies import Bodies
-from clearbg.api.deps import EngineSlots, RateLimits, Services
+from clearbg.api.deps import Services
 from clearbg.api.metrics import Metrics
 from clearbg.api.middleware import Observe
 from clearbg.api.routes import account, admin, gateway, health, removebg
 from clearbg.api.routes import bulk as bulk_routes
 from clearbg.engine import Engine
-from clearbg.gateway import anonymous, credits
-from clearbg.gateway.directory import Directory
+from clearbg.engine.limit import EngineLimit
 from clearbg.gateway.fetch import Fetcher, FetchPolicy
 from clearbg.jobs import bulk
 from clearbg.jobs.queue import JobQueue, ttl
+from clearbg.paid.service import PaidCalls
 from clearbg.settings import Settings
 from clearbg.store.db import make_engine, migrate, read_sessions, sessions
 from clearbg.store.models import UsageRecord
@@ -42,46 +43,56 @@ def build_services(settings: Settings, engine: Engine | None = None) -> Services
     factory = sessions(db_engine)
     engine = engine or Engine(settings.engine)
     gw = settings.gateway
+    depth = metrics.queue_depth.labels("requests")
+    limit = EngineLimit(
+        settings.server.engine_slots,
+        settings.server.queue_limit,
+        int(settings.server.engine_megapixels * 1_000_000),
+        on_depth=depth.set,
+    )
+    fetcher = Fetcher(
+        FetchPolicy(
+            connect_timeout=gw.connect_timeout,
+            read_timeout=gw.read_timeout,
+            total_timeout=gw.connect_timeout + 4 * gw.read_timeout,
+            max_bytes=int(settings.server.upload_limit_mb * 1024 * 1024),
+            max_redirects=gw.max_redirects,
+            allow=tuple(gw.fetch_allow),
+        )
+    )
+    directory = Directory(db_engine)
+    upstream_client = httpx.AsyncClient(
+        trust_env=False, limits=httpx.Limits(max_keepalive_connections=32)
+    )
+    paid = PaidCalls(
+        settings,
+        factory,
+        read_sessions(db_engine),
+        directory,
+        engine,
+        limit,
+        fetcher,
+        upstream_client,
+        _secret(settings, settings.gateway.ip_hash_secret, "ip-hash.secret").encode(),
+    )
     ctx = bulk.JobContext(
         sessions=factory,
-        engine=engine,
+        paid=paid,
         results_dir=settings.results_dir,
-        cost_full_cents=credits.cents(settings.credits.full),
-        cost_preview_cents=credits.cents(settings.credits.preview),
         ttl=ttl(settings),
         side_by_side=settings.jobs.side_by_side or None,
     )
     return Services(
         settings=settings,
         sessions=factory,
-        reads=read_sessions(db_engine),
         usage_writer=GroupWriter(db_engine, UsageRecord.__table__),  # type: ignore[arg-type]
-        directory=Directory(db_engine),
-        upstream_client=httpx.AsyncClient(
-            trust_env=False, limits=httpx.Limits(max_keepalive_connections=32)
-        ),
+        directory=directory,
+        upstream_client=upstream_client,
         engine=engine,
         metrics=metrics,
-        slots=EngineSlots(
-            settings.server.engine_slots,
-            settings.server.queue_limit,
-            metrics,
-            int(settings.server.engine_megapixels * 1_000_000),
-        ),
-        limits=RateLimits(settings.limits.storage_url, settings.limits.per_minute),
-        queue=JobQueue(settings, ctx, _callback_secret(settings)),
-        fetcher=Fetcher(
-            FetchPolicy(
-                connect_timeout=gw.connect_timeout,
-                read_timeout=gw.read_timeout,
-                total_timeout=gw.connect_timeout + 4 * gw.read_timeout,
-                max_bytes=int(settings.server.upload_limit_mb * 1024 * 1024),
-                max_redirects=gw.max_redirects,
-                allow=tuple(gw.fetch_allow),
-            )
-        ),
-        ip_secret=_secret(settings, settings.gateway.ip_hash_secret, "ip-hash.secret").encode(),
-        trusted_proxies=anonymous.parse_networks(gw.trusted_proxies),
+        paid=paid,
+        queue=JobQueue(settings, ctx, _callback_secret(settings), fetcher),
+        fetcher=fetcher,
     )
 
 
@@ -153,6 +164,6 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         secret = _secret(settings, settings.console.secret, "console.secret")
         mount_console(app, settings, svc.sessions, secret)
     # the last added runs first: Observe sees every answer, Bodies' own included
-    app.add_middleware(Bodies, server=settings.server, trusted=svc.trusted_proxies)
-    app.add_middleware(Observe, services=lambda: svc)
+    app.add_middleware(Bodies, server=settings.server, trusted=svc.paid.trusted)
+    app.add_middleware(Observe, services=lambda: svc, paths=lambda: list(app.openapi()["paths"]))
     return app

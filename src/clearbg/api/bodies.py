@@ -32,6 +32,7 @@ from clearbg.errors import (
     TooManyUploadsError,
 )
 from clearbg.gateway.anonymous import Network
+from clearbg.paid.context import CallContext
 from clearbg.settings import ServerSettings
 
 __all__ = ["Bodies"]
@@ -95,7 +96,9 @@ class Bodies:
 
     async def _answer(self, scope: Scope, send: Send, error: ClearbgError) -> None:
         state = scope.setdefault("state", {})
-        state["error_code"] = error.code
+        call = state.get("call")
+        if isinstance(call, CallContext):  # Observe records the refusal
+            call.error_code = error.code
         body = json.dumps(
             problem_body(error.status, error.code, error.message, state.get("request_id", ""))
         ).encode()

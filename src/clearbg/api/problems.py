@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from clearbg.api.deps import call_context
 from clearbg.errors import ClearbgError, RetryLaterError
 
 log = logging.getLogger("clearbg.api")
@@ -53,9 +54,10 @@ def problem_body(status: int, code: str, detail: str, request_id: str) -> dict[s
 def problem(
     request: Request, status: int, code: str, detail: str, headers: dict[str, str] | None = None
 ) -> JSONResponse:
-    body = problem_body(status, code, detail, getattr(request.state, "request_id", ""))
+    ctx = call_context(request)
+    body = problem_body(status, code, detail, ctx.request_id)
     extra = dict(headers or {})
-    extra.update(getattr(request.state, "extra_headers", {}))
+    extra.update(ctx.headers)
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=extra)
 
 
@@ -78,7 +80,7 @@ def install(app: FastAPI) -> None:
         headers = {}
         if isinstance(exc, RetryLaterError):
             headers["Retry-After"] = str(exc.retry_after)
-        request.state.error_code = exc.code
+        call_context(request).error_code = exc.code
         if exc.status >= 500:
             log.warning("%s: %s", exc.code, exc.message)
         return _rendered(request, exc.status, exc.code, exc.message, headers)
@@ -89,17 +91,17 @@ def install(app: FastAPI) -> None:
         for err in exc.errors():
             where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query"))
             parts.append(f"{where}: {err.get('msg', 'invalid')}")
-        request.state.error_code = "invalid_request"
+        call_context(request).error_code = "invalid_request"
         return _rendered(request, 400, "invalid_request", "; ".join(parts) or "invalid request")
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        request.state.error_code = code
+        call_context(request).error_code = code
         return _rendered(request, exc.status_code, code, str(exc.detail), dict(exc.headers or {}))
 
     @app.exception_handler(Exception)
     async def _bug(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error", exc_info=exc)
-        request.state.error_code = "internal_error"
+        call_context(request).error_code = "internal_error"
         return problem(request, 500, "internal_error", "something went wrong on our side")

@@ -18,7 +18,7 @@ from clearbg.errors import ClearbgError
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-    from clearbg.gateway.applications import Unset
+    from clearbg.accounts.applications import Unset
     from clearbg.store.models import Application
 
 
@@ -129,8 +129,8 @@ def _gateway_options(fn: Callable[..., None]) -> Callable[..., None]:
 
 
 def _rate(name: str, value: str | None) -> int | Unset | None:
+    from clearbg.accounts.applications import UNSET
     from clearbg.errors import InvalidOptionError
-    from clearbg.gateway.applications import UNSET
 
     if value is None:
         return UNSET
@@ -143,8 +143,8 @@ def _rate(name: str, value: str | None) -> int | Unset | None:
 
 
 def _apply(db: Session, app: Application, c: _GatewayChanges) -> None:
-    from clearbg.gateway.applications import UNSET, update_application
-    from clearbg.gateway.credits import cents
+    from clearbg.accounts.applications import UNSET, update_application
+    from clearbg.accounts.credits import cents
 
     update_application(
         db,
@@ -162,7 +162,7 @@ def _apply(db: Session, app: Application, c: _GatewayChanges) -> None:
 
 
 def _describe(app: Application) -> str:
-    from clearbg.gateway.credits import credits
+    from clearbg.accounts.credits import credits
 
     def rate(value: int | None) -> str:
         return "default" if value is None else ("off" if value == 0 else f"{value}/min")
@@ -183,7 +183,7 @@ def _describe(app: Application) -> str:
 @_gateway_options
 @click.pass_context
 def apps_create(ctx: click.Context, name: str, changes: _GatewayChanges) -> None:
-    from clearbg.gateway import keys
+    from clearbg.accounts import keys
 
     with _db(ctx, creates=True) as db:
         app = keys.create_application(db, name)
@@ -197,7 +197,7 @@ def apps_create(ctx: click.Context, name: str, changes: _GatewayChanges) -> None
 @click.pass_context
 def apps_set(ctx: click.Context, name: str, changes: _GatewayChanges) -> None:
     """Change NAME's (name or id) settings; options not given stay as they are."""
-    from clearbg.gateway import keys
+    from clearbg.accounts import keys
 
     with _db(ctx) as db:
         app = keys.find_application(db, name)
@@ -209,7 +209,7 @@ def apps_set(ctx: click.Context, name: str, changes: _GatewayChanges) -> None:
 @click.argument("name")
 @click.pass_context
 def apps_show(ctx: click.Context, name: str) -> None:
-    from clearbg.gateway import keys
+    from clearbg.accounts import keys
 
     with _db(ctx) as db:
         click.echo(_describe(keys.find_application(db, name)))
@@ -260,8 +260,8 @@ def keys_create(
     expires_days: float | None,
 ) -> None:
     """Create a key for APPLICATION (name or id); its secret is shown only now."""
-    from clearbg.gateway import credits
-    from clearbg.gateway import keys as service
+    from clearbg.accounts import credits
+    from clearbg.accounts import keys as service
 
     expires = datetime.now(UTC) + timedelta(days=expires_days) if expires_days else None
     with _db(ctx) as db:
@@ -283,8 +283,8 @@ def keys_create(
 def keys_list(ctx: click.Context, application: str | None) -> None:
     from sqlalchemy import select
 
-    from clearbg.gateway import keys as service
-    from clearbg.gateway.credits import credits
+    from clearbg.accounts import keys as service
+    from clearbg.accounts.credits import credits
     from clearbg.store.models import ApiKey
 
     table = _table("prefix", "app", "label", "active", "credits", "expires", "last used")
@@ -311,7 +311,7 @@ def keys_list(ctx: click.Context, application: str | None) -> None:
 @click.argument("prefix")
 @click.pass_context
 def keys_revoke(ctx: click.Context, prefix: str) -> None:
-    from clearbg.gateway import keys as service
+    from clearbg.accounts import keys as service
 
     with _db(ctx) as db:
         key = service.revoke_key(db, prefix)
@@ -325,8 +325,8 @@ def keys_revoke(ctx: click.Context, prefix: str) -> None:
 @click.pass_context
 def credits_add(ctx: click.Context, prefix: str, amount: float, note: str) -> None:
     """Add AMOUNT credits to the key with PREFIX."""
-    from clearbg.gateway import credits
-    from clearbg.gateway import keys as service
+    from clearbg.accounts import credits
+    from clearbg.accounts import keys as service
 
     with _db(ctx) as db:
         key = service.find_key(db, prefix)
@@ -341,8 +341,8 @@ def credits_add(ctx: click.Context, prefix: str, amount: float, note: str) -> No
 @click.pass_context
 def usage(ctx: click.Context, days: int, application: str | None, endpoint: str | None) -> None:
     """Requests, images, errors by code, p50/p95 latency and credits by application, key, day."""
-    from clearbg.gateway import keys as service
-    from clearbg.gateway.usage import summarize
+    from clearbg.accounts import keys as service
+    from clearbg.accounts.usage import summarize
 
     since = datetime.now(UTC) - timedelta(days=days)
     table = _table(

@@ -16,9 +16,9 @@ def serve(host: str | None, port: int | None, data_dir: Path | None) -> None:
     """Run the ClearBG HTTP API."""
     import uvicorn
 
+    from clearbg.accounts import credits, keys
     from clearbg.api.app import create_app
     from clearbg.api.server import uvicorn_config
-    from clearbg.gateway import credits, keys
     from clearbg.settings import Settings
 
     settings = Settings()

@@ -29,8 +29,8 @@ def users_create(
     ctx: click.Context, email: str, role: str, password_stdin: bool, application: str | None
 ) -> None:
     """Create a console user who signs in with EMAIL and a password."""
-    from clearbg.gateway import keys
-    from clearbg.gateway import users as service
+    from clearbg.accounts import keys
+    from clearbg.accounts import users as service
 
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
@@ -51,7 +51,7 @@ def users_create(
 @click.pass_context
 def users_set_password(ctx: click.Context, email: str, password_stdin: bool) -> None:
     """Set a console user's password (a forgotten one); signs them out everywhere."""
-    from clearbg.gateway import users as service
+    from clearbg.accounts import users as service
 
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
@@ -68,7 +68,7 @@ def users_list(ctx: click.Context) -> None:
     """Every console user with their role and applications."""
     from sqlalchemy import select
 
-    from clearbg.gateway import users as service
+    from clearbg.accounts import users as service
     from clearbg.store.models import User
 
     table = _table("email", "role", "active", "applications", "last sign-in")
@@ -92,8 +92,8 @@ def users_list(ctx: click.Context) -> None:
 @click.pass_context
 def users_add_member(ctx: click.Context, email: str, application: str) -> None:
     """Let the member EMAIL see APPLICATION (name or id) in the console."""
-    from clearbg.gateway import keys
-    from clearbg.gateway import users as service
+    from clearbg.accounts import keys
+    from clearbg.accounts import users as service
 
     with _db(ctx) as db:
         service.add_member(db, keys.find_application(db, application), service.find_user(db, email))
@@ -106,8 +106,8 @@ def users_add_member(ctx: click.Context, email: str, application: str) -> None:
 @click.pass_context
 def users_remove_member(ctx: click.Context, email: str, application: str) -> None:
     """Take APPLICATION away from the member EMAIL."""
-    from clearbg.gateway import keys
-    from clearbg.gateway import users as service
+    from clearbg.accounts import keys
+    from clearbg.accounts import users as service
 
     with _db(ctx) as db:
         service.remove_member(

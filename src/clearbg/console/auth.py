@@ -26,8 +26,8 @@ from limits.strategies import MovingWindowRateLimiter
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.datastructures import FormData
 
+from clearbg.accounts import users
 from clearbg.errors import CsrfError, ForbiddenError, RateLimitedError, SignInRequiredError
-from clearbg.gateway import users
 from clearbg.settings import Settings
 from clearbg.store.models import User
 

@@ -14,6 +14,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
+from clearbg.accounts import applications, credits, keys, users
+from clearbg.accounts.applications import UNSET
 from clearbg.console.auth import (
     PRESESSION_COOKIE,
     SESSION_COOKIE,
@@ -27,8 +29,6 @@ from clearbg.console.auth import (
 )
 from clearbg.console.render import page, redirect
 from clearbg.errors import InvalidOptionError, NotFoundError, SignInError, SignInRequiredError
-from clearbg.gateway import applications, credits, keys, users
-from clearbg.gateway.applications import UNSET
 from clearbg.store.models import ApiKey, Application, Membership, User
 
 router = APIRouter(prefix="/console", include_in_schema=False)

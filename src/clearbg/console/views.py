@@ -11,11 +11,11 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
+from clearbg.accounts.usage import UsageRow, summaries
 from clearbg.console import charts
 from clearbg.console.auth import ContextDep, ViewerDep
 from clearbg.console.pages import load_app
 from clearbg.console.render import page
-from clearbg.gateway.usage import UsageRow, summaries
 
 router = APIRouter(prefix="/console/apps/{app_id}", include_in_schema=False)
 

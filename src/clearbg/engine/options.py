@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
 from typing import Literal, get_args
 
 from PIL import ImageColor
 
 from clearbg.errors import InvalidOptionError
 
-__all__ = ["SIZES", "Margin", "RemoveOptions", "fit_size", "parse_color", "parse_margin"]
+__all__ = [
+    "SIZES",
+    "Margin",
+    "RemoveOptions",
+    "fit_size",
+    "parse_color",
+    "parse_margin",
+    "shown",
+]
 
 Size = Literal["original", "preview", "720p", "1080p", "4k"]
 Format = Literal["png", "jpg", "webp"]
@@ -46,7 +56,9 @@ def parse_margin(text: str | float | Margin) -> Margin:
     try:
         value = float(number)
     except ValueError:
-        raise InvalidOptionError("crop_margin", f"{text!r} is not a number of px or %") from None
+        raise InvalidOptionError(
+            "crop_margin", f"{shown(text)} is not a number of px or %"
+        ) from None
     if not math.isfinite(value) or value < 0:
         raise InvalidOptionError("crop_margin", "must be zero or more")
     if unit == "%" and value > 100:
@@ -57,18 +69,40 @@ def parse_margin(text: str | float | Margin) -> Margin:
 def parse_color(text: str) -> tuple[int, int, int, int]:
     """``#RGB``, ``#RGBA``, ``#RRGGBB``, ``#RRGGBBAA`` or a CSS colour name -> RGBA."""
     raw = text.strip()
+    _check_components(raw, text)
     if raw and all(c in "0123456789abcdefABCDEF" for c in raw) and len(raw) in (3, 4, 6, 8):
         raw = "#" + raw  # remove.bg accepts hex without '#'
     try:
         rgba = ImageColor.getcolor(raw, "RGBA")
     except ValueError:
         raise InvalidOptionError(
-            "bg_color", f"{text!r} is not a colour (#RGB, #RRGGBB, #RRGGBBAA or a CSS name)"
+            "bg_color", f"{shown(text)} is not a colour (#RGB, #RRGGBB, #RRGGBBAA or a CSS name)"
         ) from None
     if not isinstance(rgba, tuple) or len(rgba) != 4:  # "RGBA" always gives four values
-        raise InvalidOptionError("bg_color", f"{text!r} is not an RGBA colour")
+        raise InvalidOptionError("bg_color", f"{shown(text)} is not an RGBA colour")
     r, g, b, a = rgba
     return (r, g, b, a)
+
+
+_FUNCTION = re.compile(r"^(rgba?|hs[lvb])\((.*)\)$", re.IGNORECASE)
+
+
+def _check_components(raw: str, text: str) -> None:
+    """Pillow clips ``rgb(300,0,0)`` to red; a component out of its range is refused."""
+    match = _FUNCTION.match(raw)
+    if match is None:
+        return
+    kind = match.group(1).lower()
+    for n, part in enumerate(p.strip() for p in re.split(r"[,\s/]+", match.group(2).strip())):
+        number = part.removesuffix("%")
+        try:
+            value = float(number)
+        except ValueError:
+            continue  # Pillow says what is wrong with it
+        hue = kind.startswith("hs") and n == 0
+        top = 100.0 if part.endswith("%") else 360.0 if hue else 255.0
+        if not 0 <= value <= top:
+            raise InvalidOptionError("bg_color", f"{shown(text)}: {part} is out of range")
 
 
 def fit_size(width: int, height: int, size: str) -> tuple[int, int]:
@@ -129,39 +163,115 @@ class RemoveOptions:
         flip: bool | str | None = False,
         combine: bool = True,
     ) -> RemoveOptions:
-        """Options from the strings a form, a query or a command line carries."""
-        fmt = _FORMAT_ALIASES.get((format or "png").strip().lower())
-        if fmt is None:
-            raise InvalidOptionError("format", f"{format!r}: must be png, jpg or webp")
-        size_name = (size or "original").strip().lower()
-        if size_name in ("full", "auto"):
-            size_name = "original"
-        if size_name not in SIZES:
-            raise InvalidOptionError("size", f"{size!r}: must be one of {', '.join(SIZES)}")
-        chan = (channels or "rgba").strip().lower()
-        if chan not in get_args(Channels):
-            raise InvalidOptionError("channels", f"{channels!r}: must be rgba or alpha")
-        return cls(
-            model=(model or None),
-            size=size_name,  # type: ignore[arg-type]
-            format=fmt,  # type: ignore[arg-type]
-            bg_color=parse_color(bg_color) if bg_color else None,
-            channels=chan,  # type: ignore[arg-type]
-            crop=_parse_bool("crop", crop),
-            crop_margin=parse_margin(crop_margin) if crop_margin else Margin(),
-            refine=refine,
-            foreground=foreground,
-            flip=_parse_bool("flip", flip),
-            combine=combine,
+        """Options from keyword arguments (Python callers); ``from_fields`` does the work."""
+        return cls.from_fields(
+            {
+                "model": model,
+                "size": size,
+                "format": format,
+                "bg_color": bg_color,
+                "channels": channels,
+                "crop": crop,
+                "crop_margin": crop_margin,
+                "refine": refine,
+                "foreground": foreground,
+                "flip": flip,
+                "combine": combine,
+            }
         )
 
+    @classmethod
+    def from_fields(cls, given: Mapping[str, FieldValue]) -> RemoveOptions:
+        """Options from the values a form, a command line or a stored job carries, by field
+        name; a field that is absent (or ``None``) keeps its default, one that is present but
+        empty or wrong is an ``InvalidOptionError`` naming it. Other names are ignored."""
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            raw = given.get(f.name)
+            if raw is None:
+                continue
+            if isinstance(raw, str) and not raw.strip():
+                raise InvalidOptionError(f.name, "is empty; leave it out for the default")
+            values[f.name] = _PARSERS.get(f.name, _parse_bool)(f.name, raw)
+        return cls(**values)  # type: ignore[arg-type]
 
-def _parse_bool(name: str, value: bool | str | None) -> bool:
+    def to_fields(self) -> dict[str, str]:
+        """Every option as the text ``from_fields`` reads back (a stored job keeps them all)."""
+        out: dict[str, str] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is not None:
+                out[f.name] = _text(value)
+        return out
+
+
+FieldValue = str | bool | int | None
+
+
+def _text(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, Margin):
+        return f"{value.value:g}{value.unit}"
+    if isinstance(value, tuple):
+        return "#" + "".join(f"{c:02x}" for c in value)
+    return str(value)
+
+
+def shown(value: object, limit: int = 64) -> str:
+    """``repr(value)`` for an error message, cut at ``limit`` characters (a caller's 10 KB
+    value is not echoed back whole)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _choice(aliases: Mapping[str, str]) -> Callable[[str, FieldValue], str]:
+    def parse(name: str, raw: FieldValue) -> str:
+        found = aliases.get(str(raw).strip().lower())
+        if found is None:
+            choices = ", ".join(sorted(set(aliases.values())))
+            raise InvalidOptionError(name, f"{shown(raw)}: must be one of {choices}")
+        return found
+
+    return parse
+
+
+def _model(name: str, raw: FieldValue) -> str:
+    return str(raw).strip()
+
+
+def _color(name: str, raw: FieldValue) -> tuple[int, int, int, int]:
+    return parse_color(str(raw))
+
+
+def _margin(name: str, raw: FieldValue) -> Margin:
+    return parse_margin(str(raw))
+
+
+def _int(name: str, raw: FieldValue) -> int:
+    try:
+        return int(str(raw).strip())
+    except ValueError:
+        raise InvalidOptionError(name, f"{shown(raw)} is not a whole number") from None
+
+
+_PARSERS: dict[str, Callable[[str, FieldValue], object]] = {
+    "model": _model,
+    "size": _choice({**{s: s for s in SIZES}, "full": "original", "auto": "original"}),
+    "format": _choice(_FORMAT_ALIASES),
+    "bg_color": _color,
+    "channels": _choice({c: c for c in get_args(Channels)}),
+    "crop_margin": _margin,
+    "quality": _int,
+}  # every other field is a bool
+
+
+def _parse_bool(name: str, value: FieldValue) -> bool:
     if value is None or isinstance(value, bool):
         return bool(value)
-    text = value.strip().lower()
+    text = str(value).strip().lower()
     if text in ("1", "true", "yes", "on"):
         return True
-    if text in ("", "0", "false", "no", "off"):
+    if text in ("0", "false", "no", "off"):
         return False
-    raise InvalidOptionError(name, f"{value!r} is not true or false")
+    raise InvalidOptionError(name, f"{shown(value)} is not true or false")

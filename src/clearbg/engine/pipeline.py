@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -218,10 +219,13 @@ class Engine:
         flip: bool = False,
         threads: int | None = None,
         combine: bool = False,
+        decoded: Callable[[], None] = lambda: None,
     ) -> MaskResult:
         """Decode and run the model, overlapping the two for a large JPEG. With ``flip`` the
         mask is the mean of the photo's and its mirror image's; with ``combine`` it is joined
-        with the companion model's (``union``)."""
+        with the companion model's (``union``). ``decoded()`` is called once the whole photo
+        has decoded (bad input has failed by then): before the model runs, or after it when
+        the two overlap."""
         t0 = time.perf_counter()
         name = model or self.settings.default_model
         p = self._probed(image)
@@ -229,13 +233,16 @@ class Engine:
         fam = session.family
         small = decode_small(p, fam.input_size)
         if small is None:
-            return self.predict(self.decode(p, name), flip, threads, combine)
+            whole = self.decode(p, name)
+            decoded()
+            return self.predict(whole, flip, threads, combine)
         # inference on the reduced decode overlaps the full decode on another thread
         full = self._pool.submit(decode, p)
         other = self.companion(name, threads) if combine else None
         rgb = convolve(small, fam.input_size, fam.resample)
         mask, run_s = _infer(session, rgb, flip, other)
         pixels = full.result()
+        decoded()
         return MaskResult(pixels, mask, name, run_s, time.perf_counter() - t0 - run_s)
 
     def remove(

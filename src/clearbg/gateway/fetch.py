@@ -178,12 +178,15 @@ class Fetcher:
         return target
 
     async def _checked_address(self, host: str) -> IPAddress:
-        """The address to connect to: every address of ``host`` must be allowed."""
+        return await anyio.to_thread.run_sync(self._check_host, host)
+
+    def _check_host(self, host: str) -> IPAddress:
+        """The address to connect to: every address of ``host`` must be allowed (blocking)."""
         name = host.lower().rstrip(".")
         try:
             addresses = [ipaddress.ip_address(name.strip("[]"))]
         except ValueError:
-            found = await anyio.to_thread.run_sync(self.resolver, name)
+            found = self.resolver(name)
             try:
                 addresses = [ipaddress.ip_address(a) for a in found]
             except ValueError as exc:
@@ -200,6 +203,27 @@ class Fetcher:
                     f"the host {host!r} is on a private or reserved address; it is not fetched"
                 )
         return addresses[0]
+
+    def check(self, url: str) -> None:
+        """Refuse a URL this guard would not call (blocking: it resolves the host)."""
+        self._check_host(self._parse(url).host)
+
+    def post(self, url: str, body: bytes, headers: dict[str, str], timeout: float) -> int:
+        """POST ``body`` to ``url`` through the same guard as a fetch, checked again now (its
+        DNS may have changed since it was given) and pinned to the checked address; redirects
+        are not followed. The answer's status (blocking)."""
+        target = self._parse(url)
+        ip = self._check_host(target.host)
+        extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
+        with httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False) as client:
+            request = client.build_request(
+                "POST",
+                target.copy_with(host=str(ip)),
+                content=body,
+                headers={**headers, "Host": _host_header(target)},
+                extensions=extensions,
+            )
+            return client.send(request).status_code
 
 
 def _host_header(url: httpx.URL) -> str:

@@ -1,16 +1,27 @@
-"""The gateway's upstream over HTTP: another ClearBG AI API (``POST {url}/v1/removebg``).
+"""What makes a cut-out for a paid call: one ``Upstream`` interface, two implementations.
 
-Every failure is an ``UpstreamError`` (502): an error answer, a time-out, a refused connection,
-or a 2xx that is not an image. The answer's bytes and ``Content-Type`` are passed on as they came.
+``EngineUpstream`` runs the local engine under its limit; ``HttpUpstream`` posts to another
+ClearBG AI API (``POST {url}/v1/removebg``), where every failure is an ``UpstreamError`` (502):
+an error answer, a time-out, a refused connection, or a 2xx that is not an image; its answer's
+bytes and ``Content-Type`` are passed on as they came.
+
+Each takes a ``reserve`` callback (blocking: it writes to the database) and calls it once the
+input is known to be good, just before the expensive part: so bad input moves no credit.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
+import anyio.to_thread
 import httpx
 
+from clearbg.engine import Cutout, Engine, RemoveOptions
+from clearbg.engine.imageio import Probe
+from clearbg.engine.limit import EngineLimit
 from clearbg.errors import (
     UpstreamBadResponseError,
     UpstreamError,
@@ -18,7 +29,9 @@ from clearbg.errors import (
     UpstreamUnreachableError,
 )
 
-__all__ = ["UpstreamResult", "call_http_upstream"]
+__all__ = ["EngineUpstream", "HttpUpstream", "Upstream", "UpstreamResult", "call_http_upstream"]
+
+_DEFAULTS = RemoveOptions().to_fields()
 
 
 @dataclass(frozen=True)
@@ -26,6 +39,65 @@ class UpstreamResult:
     data: bytes
     media_type: str
     upstream_ms: float
+    cutout: Cutout | None = None  # the local engine's cut-out (size, subject box, model)
+
+
+class Upstream(Protocol):
+    async def remove(
+        self, probe: Probe, options: RemoveOptions, request_id: str, reserve: Callable[[], None]
+    ) -> UpstreamResult: ...
+
+
+@dataclass(frozen=True)
+class EngineUpstream:
+    """The engine in this process, inside its limit (slots and megapixels): ``reserve`` once
+    the photo has decoded (bad input fails before), then the model, refining and encoding."""
+
+    engine: Engine
+    limit: EngineLimit
+
+    async def remove(
+        self, probe: Probe, options: RemoveOptions, request_id: str, reserve: Callable[[], None]
+    ) -> UpstreamResult:
+        def work() -> Cutout:
+            started = time.perf_counter()
+            mask = self.engine.mask(
+                probe, options.model, options.flip, combine=options.combine, decoded=reserve
+            )
+            cut = self.engine.finish(mask, options)
+            cut.timings["total"] = time.perf_counter() - started
+            return cut
+
+        w, h = probe.size
+        cut = await self.limit.run(work, pixels=w * h)
+        return UpstreamResult(cut.data, cut.media_type, cut.timings["total"] * 1000, cut)
+
+
+@dataclass(frozen=True)
+class HttpUpstream:
+    """Another ClearBG AI API; the options that differ from the defaults go along as fields."""
+
+    client: httpx.AsyncClient
+    url: str
+    api_key: str | None
+    timeout: float
+    connect_timeout: float
+
+    async def remove(
+        self, probe: Probe, options: RemoveOptions, request_id: str, reserve: Callable[[], None]
+    ) -> UpstreamResult:
+        await anyio.to_thread.run_sync(reserve)
+        fields = {k: v for k, v in options.to_fields().items() if _DEFAULTS.get(k) != v}
+        return await call_http_upstream(
+            self.client,
+            self.url,
+            self.api_key,
+            probe.data,
+            timeout=self.timeout,
+            connect_timeout=self.connect_timeout,
+            request_id=request_id,
+            fields=fields,
+        )
 
 
 async def call_http_upstream(

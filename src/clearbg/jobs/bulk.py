@@ -1,7 +1,9 @@
 """Bulk jobs as data: create, process, cancel, expire. No HTTP and no queue here.
 
-Each image is charged exactly once: the ledger row's reference is ``job:<id>:<n>`` and unique,
-so an image that runs twice (a task re-queued after a crash) cannot be charged twice.
+Each image goes through the paid-call service (``PaidCalls.job_image``): the engine's limit
+shared with single requests, the charge and the usage record. Each image is charged exactly
+once: the ledger row's reference is ``job:<id>:<n>`` and unique, so an image that runs twice
+(a task re-queued after a crash) cannot be charged twice.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,11 +20,11 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from clearbg.engine import Cutout, Engine, RemoveOptions
-from clearbg.engine.batch import remove_many
-from clearbg.errors import ClearbgError, InsufficientCreditsError, InvalidOptionError, NotFoundError
-from clearbg.gateway import credits
-from clearbg.store.models import ApiKey, BulkImage, BulkJob, LedgerEntry, utcnow
+from clearbg.engine import Cutout, RemoveOptions
+from clearbg.engine.batch import side_by_side_workers
+from clearbg.errors import ClearbgError, InvalidOptionError, NotFoundError, OutputError
+from clearbg.paid.service import PaidCalls
+from clearbg.store.models import ApiKey, BulkImage, BulkJob, utcnow
 
 MAX_IMAGES = 50
 TERMINAL = frozenset({"done", "failed", "cancelled"})
@@ -36,67 +38,29 @@ class Upload:
 
 @dataclass
 class JobContext:
-    """What processing needs: database, engine, results folder, prices."""
+    """What processing needs: database, the paid-call service, results folder."""
 
     sessions: sessionmaker[Session]
-    engine: Engine
+    paid: PaidCalls
     results_dir: Path
-    cost_full_cents: int
-    cost_preview_cents: int
     ttl: timedelta
     side_by_side: int | None = None  # photos at once (None: one per core, at most 4)
 
     def folder(self, job_id: str) -> Path:
         return self.results_dir / "jobs" / job_id
 
-    def cost(self, opts: RemoveOptions) -> int:
-        return self.cost_preview_cents if opts.size == "preview" else self.cost_full_cents
-
-
-def options_to_dict(opts: RemoveOptions) -> dict[str, str | bool | None]:
-    return {
-        "model": opts.model,
-        "size": opts.size,
-        "format": opts.format,
-        "bg_color": "#{:02x}{:02x}{:02x}{:02x}".format(*opts.bg_color) if opts.bg_color else None,
-        "channels": opts.channels,
-        "crop": opts.crop,
-        "crop_margin": f"{opts.crop_margin.value:g}{opts.crop_margin.unit}",
-        "flip": opts.flip,
-    }
-
-
-def options_from_dict(d: dict[str, str | bool | None]) -> RemoveOptions:
-    return RemoveOptions.parse(
-        model=_s(d.get("model")),
-        size=_s(d.get("size")),
-        format=_s(d.get("format")),
-        bg_color=_s(d.get("bg_color")),
-        channels=_s(d.get("channels")),
-        crop=bool(d.get("crop")),
-        crop_margin=_s(d.get("crop_margin")),
-        flip=bool(d.get("flip")),
-    )
-
-
-def _s(v: str | bool | None) -> str | None:
-    return None if v is None else str(v)
-
 
 def create_job(
     ctx: JobContext,
-    key: ApiKey,
+    key_id: int,
     uploads: list[Upload],
     opts: RemoveOptions,
     callback_url: str | None,
 ) -> BulkJob:
-    """Store the uploads and the job's rows; the caller then queues one task per image."""
+    """Store the uploads and the job's rows (every option, as text); the caller has checked
+    the job with ``PaidCalls.check_job`` and then queues it."""
     if not 1 <= len(uploads) <= MAX_IMAGES:
         raise InvalidOptionError("image", f"send 1 to {MAX_IMAGES} images, not {len(uploads)}")
-    if callback_url is not None and not callback_url.startswith(("http://", "https://")):
-        raise InvalidOptionError("callback_url", "must be an http(s) URL")
-    if not key.unlimited and key.balance_cents < ctx.cost(opts):
-        raise InsufficientCreditsError("the key has not enough credits for one image")
     job_id = "job_" + secrets.token_hex(8)
     folder = ctx.folder(job_id) / "in"
     folder.mkdir(parents=True, exist_ok=True)
@@ -105,8 +69,8 @@ def create_job(
     with ctx.sessions.begin() as db:
         job = BulkJob(
             id=job_id,
-            api_key_id=key.id,
-            options=options_to_dict(opts),
+            api_key_id=key_id,
+            options=dict(opts.to_fields()),
             image_count=len(uploads),
             callback_url=callback_url,
             expires_at=utcnow() + ctx.ttl,
@@ -118,9 +82,15 @@ def create_job(
     return job
 
 
+def stored_options(job: BulkJob) -> RemoveOptions:
+    """The options a job was submitted with (read back as they were stored)."""
+    return RemoveOptions.from_fields(job.options)
+
+
 def process_job(ctx: JobContext, job_id: str) -> bool:
-    """Run every image of a job not done yet, as a pipeline; True when this call finished the
-    job. Safe to run again after a crash: done images are skipped, none is charged twice."""
+    """Run every image of a job not done yet, a few side by side, each inside the engine's
+    limit; True when this call finished the job. Safe to run again after a crash: done images
+    are skipped, none is charged twice."""
     with ctx.sessions.begin() as db:
         job = db.get(BulkJob, job_id)
         if job is None or job.status != "processing":
@@ -130,23 +100,59 @@ def process_job(ctx: JobContext, job_id: str) -> bool:
             .where(BulkImage.job_id == job_id, BulkImage.status.not_in(TERMINAL))
             .order_by(BulkImage.n)
         ).all()
-        opts = options_from_dict(job.options)
+        opts = stored_options(job)
         key_id = job.api_key_id
     # the largest uploads first: photos run side by side, and a big one left for last would
     # run alone while the other cores wait
     inputs = ctx.folder(job_id) / "in"
     todo = sorted(todo, key=lambda n: -_size(inputs / str(n)))
-    items = [(n, _reader(ctx, job_id, n)) for n in todo]
-    results = remove_many(ctx.engine, items, opts, side_by_side=ctx.side_by_side)
-    try:
-        for n, outcome in results:
-            if isinstance(outcome, ClearbgError):
-                _fail(ctx, job_id, n, outcome)
-            elif not _deliver_result(ctx, job_id, n, key_id, outcome, ctx.cost(opts)):
-                break  # the job was cancelled: stop the pipeline
-    finally:
-        results.close()
+    workers = max(1, side_by_side_workers(ctx.side_by_side))
+    threads = 1 if workers >= 2 else None
+
+    def one(n: int) -> bool:
+        return _run_image(ctx, job_id, n, key_id, opts, threads)
+
+    with ThreadPoolExecutor(workers, "clearbg-job") as pool:
+        for going_on in pool.map(one, todo):
+            if not going_on:  # the job was cancelled: the images not started are dropped
+                pool.shutdown(wait=True, cancel_futures=True)
+                break
     return _settle(ctx, job_id)
+
+
+def _run_image(
+    ctx: JobContext, job_id: str, n: int, key_id: int, opts: RemoveOptions, threads: int | None
+) -> bool:
+    """One image through the paid-call service; False once the job is cancelled."""
+    reference = f"job:{job_id}:{n}"
+    try:
+        with ctx.sessions.begin() as db:
+            img = db.get(BulkImage, (job_id, n))
+            job = db.get(BulkJob, job_id)
+            if img is None or job is None or job.status != "processing":
+                return False
+            if img.status == "queued":
+                img.status = "processing"
+        data = (ctx.folder(job_id) / "in" / str(n)).read_bytes()
+        delivered: bool = ctx.paid.job_image(
+            key_id,
+            data,
+            opts,
+            reference,
+            lambda db, cut, cents: _store_result(ctx, db, job_id, n, cut, cents),
+            threads,
+        )
+        return delivered
+    except IntegrityError:  # another run of this image charged it in the same transaction
+        return True  # that stored and delivered it
+    except ClearbgError as exc:
+        for left in (ctx.folder(job_id) / "out").glob(f"{n}.*"):
+            left.unlink(missing_ok=True)  # stored, then not charged (short of credits)
+        _fail(ctx, job_id, n, exc)
+        return True
+    except OSError as exc:
+        _fail(ctx, job_id, n, OutputError(f"the upload cannot be read: {exc.strerror}"))
+        return True
 
 
 def _size(path: Path) -> int:
@@ -156,48 +162,21 @@ def _size(path: Path) -> int:
         return 0  # read() will say what is wrong with it
 
 
-def _reader(ctx: JobContext, job_id: str, n: int) -> Callable[[], bytes]:
-    def read() -> bytes:
-        with ctx.sessions.begin() as db:
-            img = db.get(BulkImage, (job_id, n))
-            if img is not None and img.status == "queued":
-                img.status = "processing"
-        return (ctx.folder(job_id) / "in" / str(n)).read_bytes()
-
-    return read
-
-
-def _deliver_result(
-    ctx: JobContext, job_id: str, n: int, key_id: int, cut: Cutout, cost: int
+def _store_result(
+    ctx: JobContext, db: Session, job_id: str, n: int, cut: Cutout, cents: int
 ) -> bool:
-    """Store the result and charge for it in one transaction; False if the job is cancelled."""
+    """Store the result and mark it done, in the transaction that charges it; False (nothing
+    stored, nothing charged) when the job was cancelled meanwhile."""
+    job = db.get(BulkJob, job_id)
+    img = db.get(BulkImage, (job_id, n))
+    if job is None or img is None or job.status != "processing" or img.status in TERMINAL:
+        return False
     out = ctx.folder(job_id) / "out" / f"{n}.{cut.extension}"
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".part")
     tmp.write_bytes(cut.data)
     os.replace(tmp, out)
-    try:
-        with ctx.sessions.begin() as db:
-            key = db.get(ApiKey, key_id)
-            job = db.get(BulkJob, job_id)
-            img = db.get(BulkImage, (job_id, n))
-            assert key is not None and img is not None and job is not None
-            if job.status != "processing" or img.status in TERMINAL:
-                out.unlink(missing_ok=True)  # cancelled meanwhile: not delivered, not charged
-                return False
-            credits.charge(db, key, cost, reference=f"job:{job_id}:{n}")
-            _deliver(img, cut, 0 if key.unlimited else cost)
-    except IntegrityError:  # charged by an earlier run of this same image: deliver, not charge
-        with ctx.sessions.begin() as db:
-            img = db.get(BulkImage, (job_id, n))
-            charged = db.scalar(
-                select(LedgerEntry.amount_cents).where(LedgerEntry.reference == f"job:{job_id}:{n}")
-            )
-            assert img is not None
-            _deliver(img, cut, -(charged or 0))
-    except InsufficientCreditsError as exc:
-        out.unlink(missing_ok=True)
-        _fail(ctx, job_id, n, exc)
+    _deliver(img, cut, cents)
     return True
 
 

@@ -21,11 +21,17 @@ from huey import RedisHuey, SqliteHuey
 from huey.api import Huey
 from huey.consumer import Consumer
 
+from clearbg.errors import UrlNotAllowedError
+from clearbg.gateway.fetch import Fetcher
 from clearbg.jobs import bulk
 from clearbg.settings import Settings
 from clearbg.store.models import BulkImage, BulkJob
 
 log = logging.getLogger("clearbg.jobs")
+
+
+class CallbackError(Exception):
+    """A callback not delivered (yet): Huey tries again. No client sees it."""
 
 
 def make_huey(settings: Settings) -> Huey:
@@ -43,10 +49,13 @@ def sign(secret: str, timestamp: str, body: bytes) -> str:
 
 
 class JobQueue:
-    def __init__(self, settings: Settings, ctx: bulk.JobContext, secret: str) -> None:
+    def __init__(
+        self, settings: Settings, ctx: bulk.JobContext, secret: str, fetcher: Fetcher
+    ) -> None:
         self.settings = settings
         self.ctx = ctx
         self.secret = secret
+        self.fetcher = fetcher
         self.huey = make_huey(settings)
         self._consumer: Any = None
         huey = self.huey
@@ -99,8 +108,16 @@ class JobQueue:
             "X-ClearBG-Timestamp": stamp,
             "X-ClearBG-Signature": sign(self.secret, stamp, body),
         }
-        resp = httpx.post(url, content=body, headers=headers, timeout=10)
-        resp.raise_for_status()  # a failure makes Huey retry with back-off
+        try:
+            # the image-URL guard again: the host's address may have changed since submission
+            status = self.fetcher.post(url, body, headers, timeout=10)
+        except UrlNotAllowedError as exc:
+            log.warning("callback of %s not sent: %s", job_id, exc.message)
+            return
+        except httpx.HTTPError as exc:
+            raise CallbackError(f"the callback of {job_id} failed: {exc}") from exc
+        if not 200 <= status < 300:  # an exception makes Huey retry with back-off
+            raise CallbackError(f"the callback of {job_id} was answered {status}")
 
     def start_consumer(self) -> None:
         """Run the consumer on threads in this process; queue again what a crash left."""

@@ -16,11 +16,11 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from clearbg.accounts import applications, credits, keys
+from clearbg.accounts.applications import UNSET
+from clearbg.accounts.usage import UsageRow, summarize
 from clearbg.api.deps import ServicesDep
 from clearbg.errors import AdminAuthError, InvalidOptionError, NotFoundError
-from clearbg.gateway import applications, credits, keys
-from clearbg.gateway.applications import UNSET
-from clearbg.gateway.usage import UsageRow, summarize
 from clearbg.store.models import ApiKey, Application
 
 

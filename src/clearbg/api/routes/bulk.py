@@ -5,23 +5,24 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import zipfile
 from datetime import datetime
 from typing import Annotated
 
 import anyio.to_thread
-from fastapi import APIRouter, Depends, File, Form, Header, Request, UploadFile
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi import APIRouter, Depends, File, Form, Header, UploadFile
+from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel
 from sqlalchemy import select
 
-from clearbg.api.deps import CallerDep, ServicesDep
-from clearbg.api.idempotency import Idempotency
-from clearbg.api.routes.removebg import form_options, read_upload
+from clearbg.api.deps import CallerDep, ContextDep, ServicesDep
+from clearbg.api.forms import form_options, read_upload
+from clearbg.api.routes.removebg import rendered
 from clearbg.engine import RemoveOptions
 from clearbg.errors import InvalidOptionError, NotFoundError
-from clearbg.gateway.credits import credits
 from clearbg.jobs import bulk
+from clearbg.paid.idempotency import Answer
 from clearbg.store.models import BulkImage, BulkJob
 
 router = APIRouter(tags=["bulk"])
@@ -79,7 +80,7 @@ def _public(job: BulkJob, images: list[BulkImage]) -> JobPublic:
                 width=i.width,
                 height=i.height,
                 size=i.size,
-                credits_charged=credits(i.credits_cents),
+                credits_charged=i.credits_cents / 100,
             )
             for i in images
         ],
@@ -88,8 +89,8 @@ def _public(job: BulkJob, images: list[BulkImage]) -> JobPublic:
 
 @router.post("/v1/bulk", status_code=202)
 async def create_bulk(
-    request: Request,
     svc: ServicesDep,
+    ctx: ContextDep,
     who: CallerDep,
     image: Annotated[list[UploadFile | str], File(description="1 to 50 photos")],
     opts: Annotated[RemoveOptions, Depends(form_options)],
@@ -97,37 +98,38 @@ async def create_bulk(
     idempotency_key: Annotated[str | None, Header()] = None,
 ) -> Response:
     """Queue a bulk job; answers at once with its id (poll ``GET /v1/bulk/{job_id}``)."""
-    svc.engine.store.spec(opts.model or svc.settings.engine.default_model)
     if len(image) > bulk.MAX_IMAGES:
         raise InvalidOptionError("image", f"at most {bulk.MAX_IMAGES} images, not {len(image)}")
     uploads = [
         bulk.Upload(getattr(f, "filename", None) or f"image-{n}", await read_upload(f))
         for n, f in enumerate(image)
     ]
-    request.state.bytes_in = sum(len(u.data) for u in uploads)
-    digest = hashlib.sha256(repr((opts, callback_url)).encode())
+    ctx.bytes_in = sum(len(u.data) for u in uploads)
+    hook = callback_url if callback_url is None else callback_url.strip() or None
+    await svc.paid.check_job(who, opts, hook)
+    digest = hashlib.sha256(repr((opts, hook)).encode())
     for u in uploads:
         digest.update(hashlib.sha256(u.data).digest())
-    idem = Idempotency(svc, who.key, idempotency_key, digest.hexdigest())
+    idem = svc.paid.idempotency(who, idempotency_key, digest.hexdigest())
     replay = idem.begin()
     if replay is not None:
-        return replay
+        return rendered(replay)
     queue = svc.queue
     try:
         job = await anyio.to_thread.run_sync(
-            lambda: bulk.create_job(queue.ctx, who.key, uploads, opts, callback_url or None)
+            lambda: bulk.create_job(queue.ctx, who.key.id, uploads, opts, hook)
         )
     except BaseException:
         idem.abandon()
         raise
     queue.enqueue(job.id)
-    return idem.finish(
-        JSONResponse(
-            {"job_id": job.id, "status": job.status, "image_count": job.image_count},
-            status_code=202,
-            headers={"Location": f"/v1/bulk/{job.id}"},
-        )
+    head = {"job_id": job.id, "status": job.status, "image_count": job.image_count}
+    answer = Answer(
+        202,
+        {"content-type": "application/json", "location": f"/v1/bulk/{job.id}"},
+        json.dumps(head).encode(),
     )
+    return rendered(idem.finish(answer))
 
 
 @router.get("/v1/bulk/{job_id}")

@@ -21,9 +21,9 @@ from typing import Any
 
 from sqlalchemy import Engine, Select, bindparam, select
 
+from clearbg.accounts import keys
+from clearbg.accounts.applications import GatewayConfig
 from clearbg.errors import MissingApiKeyError, UnknownApplicationError
-from clearbg.gateway import keys
-from clearbg.gateway.applications import GatewayConfig
 from clearbg.store.models import ApiKey, Application
 
 __all__ = ["Directory", "DirectoryBusyError", "KeyInfo"]

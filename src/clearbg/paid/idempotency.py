@@ -7,50 +7,64 @@ request that failed leaves nothing behind, so it can be retried with the same ke
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
-from fastapi.responses import Response
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
 
-from clearbg.api.deps import Services
 from clearbg.errors import IdempotencyConflictError, IdempotencyMismatchError, InvalidOptionError
-from clearbg.store.models import ApiKey, IdempotencyRecord
+from clearbg.store.models import IdempotencyRecord
+
+__all__ = ["Answer", "Idempotency"]
 
 _MAX_KEY = 200
 
 
+@dataclass(frozen=True)
+class Answer:
+    """A response as stored for replay: status, headers (content-type among them), body."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
 class Idempotency:
-    def __init__(self, svc: Services, key: ApiKey, header: str | None, fingerprint: str) -> None:
-        self.svc = svc
-        self.key = key
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        folder: Path,
+        key_id: int,
+        header: str | None,
+        fingerprint: str,
+    ) -> None:
+        self.sessions = sessions
+        self.folder = folder
+        self.key_id = key_id
         self.header = header.strip() if header else None
         self.fingerprint = fingerprint
         self.record_id: int | None = None
         if self.header is not None and not 0 < len(self.header) <= _MAX_KEY:
             raise InvalidOptionError("Idempotency-Key", f"must be 1 to {_MAX_KEY} characters")
 
-    def _folder(self) -> Path:
-        folder = self.svc.settings.results_dir / "idempotency"
-        folder.mkdir(parents=True, exist_ok=True)
-        return folder
-
-    def begin(self) -> Response | None:
-        """None: go ahead (the key is now taken). A Response: replay it as it was."""
+    def begin(self) -> Answer | None:
+        """None: go ahead (the key is now taken). An answer: replay it as it was."""
         if self.header is None:
             return None
         for _ in range(2):
             try:
-                with self.svc.sessions.begin() as db:
+                with self.sessions.begin() as db:
                     rec = db.scalar(
                         select(IdempotencyRecord).where(
-                            IdempotencyRecord.api_key_id == self.key.id,
+                            IdempotencyRecord.api_key_id == self.key_id,
                             IdempotencyRecord.key == self.header,
                         )
                     )
                     if rec is None:
                         rec = IdempotencyRecord(
-                            api_key_id=self.key.id, key=self.header, request_hash=self.fingerprint
+                            api_key_id=self.key_id, key=self.header, request_hash=self.fingerprint
                         )
                         db.add(rec)
                         db.flush()
@@ -67,30 +81,31 @@ class Idempotency:
             )
         if rec.state != "done" or rec.body_path is None:
             raise IdempotencyConflictError("the first request with this Idempotency-Key is running")
-        body = Path(rec.body_path).read_bytes()
         headers = dict(rec.headers or {})
         headers["Idempotent-Replayed"] = "true"
-        media = headers.pop("content-type", None)
-        return Response(body, status_code=rec.status or 200, headers=headers, media_type=media)
+        return Answer(rec.status or 200, headers, Path(rec.body_path).read_bytes())
 
-    def finish(self, response: Response) -> Response:
+    def finish(self, answer: Answer) -> Answer:
+        """Store the answer for replays (nothing to do without an Idempotency-Key)."""
         if self.record_id is None:
-            return response
-        path = self._folder() / f"{self.record_id}.bin"
+            return answer
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = self.folder / f"{self.record_id}.bin"
         tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(bytes(response.body))
+        tmp.write_bytes(answer.body)
         os.replace(tmp, path)
-        keep = {k: v for k, v in response.headers.items() if k.lower() != "content-length"}
-        with self.svc.sessions.begin() as db:
+        keep = {k: v for k, v in answer.headers.items() if k.lower() != "content-length"}
+        with self.sessions.begin() as db:
             rec = db.get(IdempotencyRecord, self.record_id)
-            assert rec is not None
-            rec.state, rec.status, rec.headers = "done", response.status_code, keep
+            if rec is None:
+                raise IdempotencyConflictError("the Idempotency-Key record went away")
+            rec.state, rec.status, rec.headers = "done", answer.status, keep
             rec.body_path = str(path)
-        return response
+        return answer
 
     def abandon(self) -> None:
         if self.record_id is None:
             return
-        with self.svc.sessions.begin() as db:
+        with self.sessions.begin() as db:
             db.execute(delete(IdempotencyRecord).where(IdempotencyRecord.id == self.record_id))
         self.record_id = None

@@ -1,5 +1,7 @@
 """Usage summaries by application, key and UTC day: requests, images, errors by code, p50/p95
-latency (total and upstream), credits and bytes. Computed from the usage records."""
+latency (total and upstream), credits and bytes. Computed from the usage records: one per
+request, and one per bulk image (written with its charge), so images and credits agree with
+the ledger."""
 
 from __future__ import annotations
 
@@ -10,13 +12,22 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from clearbg.gateway.credits import credits
+from clearbg.accounts.credits import credits
 from clearbg.store.models import ApiKey, UsageRecord
 
-__all__ = ["IMAGE_ENDPOINTS", "UsageRow", "percentile", "summaries", "summarize"]
+__all__ = [
+    "BULK_IMAGE",
+    "IMAGE_ENDPOINTS",
+    "KeyTotals",
+    "UsageRow",
+    "key_totals",
+    "percentile",
+    "summaries",
+    "summarize",
+]
 
 
 @dataclass(frozen=True)
@@ -46,8 +57,11 @@ def percentile(values: Sequence[float], q: float) -> float:
     return round(ordered[rank - 1], 1)
 
 
+# the endpoint of each image of a bulk job, recorded when it is charged (the POST that
+# submits the job is recorded under /v1/bulk, like any request)
+BULK_IMAGE: Final = "/v1/bulk#image"
 # the endpoints whose 200 delivers an image (a GET of an account or of a job does not)
-IMAGE_ENDPOINTS: Final = ("/v1/removebg", "/api/v1/clearbg")
+IMAGE_ENDPOINTS: Final = ("/v1/removebg", "/api/v1/clearbg", BULK_IMAGE)
 
 Group = tuple[str | None, int | None, str | None]  # day, application id, key prefix
 
@@ -100,18 +114,19 @@ def _rows(found: Sequence[tuple[UsageRecord, str | None]], by: tuple[str, ...]) 
     for (day, app_id, prefix), records in sorted(
         groups.items(), key=lambda kv: (kv[0][0] or "", kv[0][1] or 0, kv[0][2] or "")
     ):
-        latencies = [r.latency_ms for r in records]
-        upstream = [r.upstream_ms for r in records if r.upstream_ms is not None]
-        errors = Counter(r.error_code or str(r.status) for r in records if r.status >= 400)
+        calls = [r for r in records if r.endpoint != BULK_IMAGE]  # a bulk job is one request
+        latencies = [r.latency_ms for r in calls]
+        upstream = [r.upstream_ms for r in calls if r.upstream_ms is not None]
+        errors = Counter(r.error_code or str(r.status) for r in calls if r.status >= 400)
         rows.append(
             UsageRow(
                 day=day,
                 application_id=app_id,
                 api_key=prefix,
-                requests=len(records),
+                requests=len(calls),
                 images=sum(1 for r in records if r.status == 200 and r.endpoint in IMAGE_ENDPOINTS),
                 errors=dict(sorted(errors.items())),
-                statuses=dict(sorted(Counter(str(r.status) for r in records).items())),
+                statuses=dict(sorted(Counter(str(r.status) for r in calls).items())),
                 p50_ms=percentile(latencies, 50),
                 p95_ms=percentile(latencies, 95),
                 upstream_p50_ms=percentile(upstream, 50) if upstream else None,
@@ -122,3 +137,24 @@ def _rows(found: Sequence[tuple[UsageRecord, str | None]], by: tuple[str, ...]) 
             )
         )
     return rows
+
+
+@dataclass(frozen=True)
+class KeyTotals:
+    requests: int
+    images: int  # single calls and bulk images
+    credits: float
+
+
+def key_totals(db: Session, api_key_id: int) -> KeyTotals:
+    """All-time totals of one key from its usage records (bulk images included)."""
+    row = db.execute(
+        select(
+            func.count(UsageRecord.id).filter(UsageRecord.endpoint != BULK_IMAGE),
+            func.count(UsageRecord.id).filter(
+                UsageRecord.status == 200, UsageRecord.endpoint.in_(IMAGE_ENDPOINTS)
+            ),
+            func.coalesce(func.sum(UsageRecord.credits_cents), 0),
+        ).where(UsageRecord.api_key_id == api_key_id)
+    ).one()
+    return KeyTotals(int(row[0]), int(row[1]), credits(int(row[2])))
