@@ -11,8 +11,8 @@ from limits import RateLimitItemPerMinute
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 
-from clearbg.api import windows as windows_module
 from clearbg.api.middleware import RequestIds
+from clearbg.paid import windows as windows_module
 from clearbg.paid.windows import MemoryWindows
 
 
