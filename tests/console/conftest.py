@@ -4,6 +4,7 @@ Every test saves screenshots of the pages it visits into tests/screenshots/."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -73,33 +74,51 @@ def _env(data_dir: Path, **extra: str) -> dict[str, str]:
     }
 
 
-@pytest.fixture(scope="package")
-def serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve]:
-    data_dir = tmp_path_factory.mktemp("console") / "data"
+@contextlib.contextmanager
+def running_serve(folder: Path) -> Iterator[Serve]:
+    """`clearbg serve` on a free port with its data in ``folder``/data, stopped on exit."""
+    data_dir = folder / "data"
     port = free_port()
-    log = (data_dir.parent / "serve.log").open("wb")
     env = _env(
         data_dir,
         CLEARBG_SERVER__PORT=str(port),
         CLEARBG_CONSOLE__SIGN_IN_PER_MINUTE="30",
         CLEARBG_GATEWAY__IP_PER_MINUTE="0",
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "clearbg.cli", "serve"],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=env,
-    )
     url = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(url, 60, alive=lambda: proc.poll() is None)
-    except (RuntimeError, AssertionError):
-        proc.kill()
-        raise RuntimeError((data_dir.parent / "serve.log").read_text()) from None
-    yield Serve(url, data_dir, proc)
-    proc.terminate()
-    proc.wait(timeout=30)
-    log.close()
+    with (folder / "serve.log").open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "clearbg.cli", "serve"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+        try:
+            wait_ready(url, 60, alive=lambda: proc.poll() is None)
+        except (RuntimeError, AssertionError):
+            proc.kill()
+            proc.wait()
+            raise RuntimeError((folder / "serve.log").read_text()) from None
+        try:
+            yield Serve(url, data_dir, proc)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="package")
+def serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve]:
+    """One server for the package, for speed: each test makes its own users and applications
+    (unique names). A test that spends the sign-in throttle uses ``own_serve``."""
+    with running_serve(tmp_path_factory.mktemp("console")) as srv:
+        yield srv
+
+
+@pytest.fixture
+def own_serve(tmp_path: Path) -> Iterator[Serve]:
+    """A server of this test's own, for a test that spends what the others need."""
+    with running_serve(tmp_path) as srv:
+        yield srv
 
 
 @pytest.fixture(scope="package")

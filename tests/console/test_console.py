@@ -1,6 +1,4 @@
-"""The console end to end: real `clearbg serve`, real Chromium, real clicks.
-
-The sign-in throttle test is the last one: it spends this IP's sign-in attempts."""
+"""The console end to end: real `clearbg serve`, real Chromium, real clicks."""
 
 from __future__ import annotations
 
@@ -269,8 +267,9 @@ def test_a_user_changes_their_password_and_their_other_sessions_end(
 
 
 def test_a_wrong_password_is_refused_and_sign_in_attempts_are_throttled(
-    serve: Serve, page: Page
+    own_serve: Serve, page: Page
 ) -> None:
+    serve = own_serve  # it spends this IP's sign-in attempts: not on the others' server
     email = serve.user(f"{_name('slow')}@example.com")
     page.goto(serve.url + "/console/login")
     page.get_by_label("Email").fill(email)

@@ -14,8 +14,9 @@ import httpx
 import pytest
 from PIL import Image
 
+from clearbg.engine import Engine
 from tests.api.conftest import free_port, wait_ready
-from tests.gateway.conftest import PNG, Gateway
+from tests.gateway.conftest import PNG, Gateway, start_gateway
 from tests.gateway.test_clearbg import assert_problem
 
 pytestmark = pytest.mark.slow  # starts a second `clearbg serve`
@@ -69,6 +70,17 @@ class Upstream:
         self.reader.join(timeout=10)
         if self.proc.stdout is not None:
             self.proc.stdout.close()
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory: pytest.TempPathFactory, api_engine: Engine) -> Iterator[Gateway]:
+    """This module's gateway waits as long for the upstream as a busy machine needs: the
+    upstream's first answer loads its model (the shared fixture's 3 s timed out under load)."""
+    gw, stop = start_gateway(
+        tmp_path_factory.mktemp("gw"), api_engine, gateway={"upstream_timeout": 60.0}
+    )
+    yield gw
+    stop()  # type: ignore[operator]
 
 
 @pytest.fixture(scope="module")
