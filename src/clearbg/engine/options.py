@@ -10,11 +10,26 @@ from PIL import ImageColor
 
 from clearbg.errors import InvalidOptionError
 
-__all__ = ["SIZES", "Margin", "RemoveOptions", "fit_size", "parse_color", "parse_margin"]
+__all__ = [
+    "BEST_MODEL",
+    "BEST_PARTNER",
+    "SIZES",
+    "Margin",
+    "RemoveOptions",
+    "fit_size",
+    "parse_color",
+    "parse_margin",
+]
 
 Size = Literal["original", "preview", "720p", "1080p", "4k"]
 Format = Literal["png", "jpg", "webp"]
 Channels = Literal["rgba", "alpha"]
+Pipeline = Literal["default", "best"]
+
+# The best pipeline: isnet and u2net, each also run on the mirrored photo, their masks
+# averaged, then refined (docs/quality.md has its figures and cost).
+BEST_MODEL = "isnet"
+BEST_PARTNER = "u2net"
 
 SIZES: dict[str, tuple[int, int] | None] = {
     "original": None,
@@ -97,13 +112,25 @@ class RemoveOptions:
     channels: Channels = "rgba"
     crop: bool = False
     crop_margin: Margin = field(default_factory=Margin)
-    combine: bool = True  # join the model's mask with its companion model's (their union)
+    combine: bool = True  # fuse the model's mask with its companion model's (see pipeline.fuse)
     refine: bool = True  # matte the band where the mask is unsure against the photo (hair, fur)
     flip: bool = False  # also run the model on the mirrored photo and average (2x inference)
     foreground: bool = True  # estimate the foreground colour in the soft band
     quality: int = 90  # JPEG and WebP
+    # "best": isnet averaged with u2net, both flipped (about 4x u2net's inference)
+    pipeline: Pipeline = "default"
 
     def __post_init__(self) -> None:
+        if self.pipeline not in get_args(Pipeline):
+            raise InvalidOptionError("pipeline", "must be default or best")
+        if self.pipeline == "best":
+            if self.model not in (None, BEST_MODEL):
+                raise InvalidOptionError(
+                    "pipeline", f"best runs {BEST_MODEL} with {BEST_PARTNER}; leave the model unset"
+                )
+            # frozen: the best pipeline's own model and mirrored pass, set once here
+            object.__setattr__(self, "model", BEST_MODEL)
+            object.__setattr__(self, "flip", True)
         if self.size not in SIZES:
             raise InvalidOptionError("size", f"must be one of {', '.join(SIZES)}")
         if self.format not in get_args(Format):
@@ -112,6 +139,11 @@ class RemoveOptions:
             raise InvalidOptionError("channels", "must be rgba or alpha")
         if not 1 <= self.quality <= 100:
             raise InvalidOptionError("quality", "must be between 1 and 100")
+
+    @property
+    def partner(self) -> str | None:
+        """The model whose mask is averaged with the model's (the best pipeline's u2net)."""
+        return BEST_PARTNER if self.pipeline == "best" else None
 
     @classmethod
     def parse(
@@ -128,6 +160,7 @@ class RemoveOptions:
         foreground: bool = True,
         flip: bool | str | None = False,
         combine: bool = True,
+        pipeline: str | None = None,
     ) -> RemoveOptions:
         """Options from the strings a form, a query or a command line carries."""
         fmt = _FORMAT_ALIASES.get((format or "png").strip().lower())
@@ -139,6 +172,9 @@ class RemoveOptions:
         if size_name not in SIZES:
             raise InvalidOptionError("size", f"{size!r}: must be one of {', '.join(SIZES)}")
         chan = (channels or "rgba").strip().lower()
+        chosen = (pipeline or "default").strip().lower()
+        if chosen not in get_args(Pipeline):
+            raise InvalidOptionError("pipeline", f"{pipeline!r}: must be default or best")
         if chan not in get_args(Channels):
             raise InvalidOptionError("channels", f"{channels!r}: must be rgba or alpha")
         return cls(
@@ -153,6 +189,7 @@ class RemoveOptions:
             foreground=foreground,
             flip=_parse_bool("flip", flip),
             combine=combine,
+            pipeline=chosen,  # type: ignore[arg-type]
         )
 
 

@@ -23,7 +23,7 @@ from clearbg.engine.resize import convolve, model_input
 from clearbg.engine.session import ModelSession, SessionCache
 from clearbg.settings import EngineSettings
 
-__all__ = ["Box", "Cutout", "Engine", "MaskResult", "union"]
+__all__ = ["Box", "Cutout", "Engine", "MaskResult", "average", "fuse"]
 
 log = logging.getLogger(__name__)
 
@@ -64,18 +64,53 @@ class MaskResult:
     decode_seconds: float
 
 
-def union(mask: NDArray[np.float32], other: NDArray[np.float32]) -> NDArray[np.float32]:
-    """Two models' masks joined: the larger value per pixel, at the first mask's size.
+def _at_size(other: NDArray[np.float32], shape: tuple[int, ...]) -> NDArray[np.float32]:
+    if other.shape == shape:
+        return other
+    return np.asarray(
+        cv2.resize(other, shape[::-1], interpolation=cv2.INTER_LINEAR), dtype=np.float32
+    )
 
-    Salient-object models under-segment in different places (one keeps the plant and drops the
-    pot, the other the reverse), and they rarely invent background; the union keeps what either
-    found. Matting then decides the edges from the photo's colours.
+
+def fuse(mask: NDArray[np.float32], other: NDArray[np.float32]) -> NDArray[np.float32]:
+    """The model's mask joined with its companion's where the companion is sure of a region
+    that touches the model's subject: the larger value per pixel inside each region of
+    ``other > 0.5`` that overlaps ``mask > 0.5``, the model's own mask everywhere else.
+
+    Salient-object models under-segment a subject of several parts in different places (one
+    keeps the plant and drops the pot, the other the reverse); the parts one misses are
+    attached to what it found. A companion's region that touches nothing the model found is a
+    different object, and its faint values outside its regions are haze: both stay out (on
+    cluttered scenes a per-pixel maximum took them in and cost MAE and boundary F).
     """
-    if other.shape != mask.shape:
-        other = np.asarray(
-            cv2.resize(other, mask.shape[::-1], interpolation=cv2.INTER_LINEAR), dtype=np.float32
-        )
-    return np.maximum(mask, other)
+    other = _at_size(other, mask.shape)
+    sure = (other > 0.5).astype(np.uint8)
+    count, labels = cv2.connectedComponents(sure, connectivity=8)
+    if count <= 1:
+        return mask
+    touching = np.zeros(count, dtype=bool)
+    touching[labels[(mask > 0.5) & (sure > 0)]] = True
+    touching[0] = False
+    return np.where(touching[labels], np.maximum(mask, other), mask).astype(np.float32)
+
+
+def average(mask: NDArray[np.float32], other: NDArray[np.float32]) -> NDArray[np.float32]:
+    """The mean of two models' masks (at the first mask's size): an ensemble whose values
+    are high where both models agree and halfway where one of them alone is sure."""
+    return ((mask + _at_size(other, mask.shape)) * np.float32(0.5)).astype(np.float32)
+
+
+def _predict(
+    session: ModelSession, rgb: NDArray[np.uint8], flip: bool
+) -> tuple[NDArray[np.float32], float]:
+    """The model's mask; with ``flip`` the mean of it and of the mirrored photo's mask mirrored
+    back (test-time augmentation: twice the inference time)."""
+    mask, seconds = session.predict(rgb)
+    if flip:
+        mirrored, more = session.predict(np.ascontiguousarray(rgb[:, ::-1]))
+        mask = ((mask + mirrored[:, ::-1]) * np.float32(0.5)).astype(np.float32)
+        seconds += more
+    return mask, seconds
 
 
 def _infer(
@@ -83,21 +118,22 @@ def _infer(
     rgb: NDArray[np.uint8],
     flip: bool,
     companion: ModelSession | None = None,
+    partner: ModelSession | None = None,
 ) -> tuple[NDArray[np.float32], float]:
-    """The model's mask; with ``flip`` the mean of it and of the mirrored photo's mask mirrored
-    back (test-time augmentation: twice the inference time); with a ``companion`` its union with
-    that model's mask (the companion's input is resized from this model's input)."""
-    mask, seconds = session.predict(rgb)
-    if flip:
-        mirrored, more = session.predict(np.ascontiguousarray(rgb[:, ::-1]))
-        mask = ((mask + mirrored[:, ::-1]) * np.float32(0.5)).astype(np.float32)
-        seconds += more
-    if companion is not None:
-        fam = companion.family
-        if rgb.shape[1::-1] != fam.input_size:  # resized as the companion's family resizes
+    """The model's mask (``_predict``); with a ``companion`` fused with that model's mask
+    (``fuse``); with a ``partner`` averaged with that model's, flipped as this one is
+    (``average``). The other model's input is resized from this model's input."""
+    mask, seconds = _predict(session, rgb, flip)
+    other_session = partner or companion
+    if other_session is not None:
+        fam = other_session.family
+        if rgb.shape[1::-1] != fam.input_size:  # resized as the other model's family resizes
             rgb = convolve(rgb, fam.input_size, fam.resample)
-        other, more = companion.predict(np.ascontiguousarray(rgb))
-        mask, seconds = union(mask, other), seconds + more
+        other, more = _predict(
+            other_session, np.ascontiguousarray(rgb), partner is not None and flip
+        )
+        joined = average(mask, other) if partner is not None else fuse(mask, other)
+        mask, seconds = joined, seconds + more
     return mask, seconds
 
 
@@ -176,6 +212,14 @@ class Engine:
             return None
         return self.session(spec.companion, threads)
 
+    def _other(
+        self, name: str, threads: int | None, combine: bool, partner: str | None
+    ) -> tuple[ModelSession | None, ModelSession | None]:
+        """The companion (when combining) and the partner session of a prediction."""
+        if partner is not None:
+            return None, self.session(partner, threads)
+        return (self.companion(name, threads) if combine else None), None
+
     def close(self) -> None:
         self._pool.shutdown(wait=True)
 
@@ -201,12 +245,13 @@ class Engine:
         flip: bool = False,
         threads: int | None = None,
         combine: bool = False,
+        partner: str | None = None,
     ) -> MaskResult:
         """Stage 2: run the model (twice, the second time on the mirrored photo, if ``flip``;
-        joined with its companion's mask if ``combine``)."""
+        fused with its companion's mask if ``combine``; averaged with ``partner``'s mask)."""
         session = self.session(decoded.model, threads)
-        other = self.companion(decoded.model, threads) if combine else None
-        mask, run_s = _infer(session, decoded.model_input, flip, other)
+        other = self._other(decoded.model, threads, combine, partner)
+        mask, run_s = _infer(session, decoded.model_input, flip, *other)
         return MaskResult(decoded.pixels, mask, decoded.model, run_s, decoded.seconds)
 
     def finish(self, result: MaskResult, options: RemoveOptions | None = None) -> Cutout:
@@ -234,10 +279,12 @@ class Engine:
         flip: bool = False,
         threads: int | None = None,
         combine: bool = False,
+        partner: str | None = None,
     ) -> MaskResult:
         """Decode and run the model, overlapping the two for a large JPEG. With ``flip`` the
-        mask is the mean of the photo's and its mirror image's; with ``combine`` it is joined
-        with the companion model's (``union``)."""
+        mask is the mean of the photo's and its mirror image's; with ``combine`` it is fused
+        with the companion model's (``fuse``); with a ``partner`` model it is the mean of both
+        models' masks (``average``; the best pipeline)."""
         t0 = time.perf_counter()
         name = model or self.settings.default_model
         p = self._probed(image)
@@ -245,12 +292,12 @@ class Engine:
         fam = session.family
         small = decode_small(p, fam.input_size)
         if small is None:
-            return self.predict(self.decode(p, name), flip, threads, combine)
+            return self.predict(self.decode(p, name), flip, threads, combine, partner)
         # inference on the reduced decode overlaps the full decode on another thread
         full = self._pool.submit(decode, p)
-        other = self.companion(name, threads) if combine else None
+        other = self._other(name, threads, combine, partner)
         rgb = convolve(small, fam.input_size, fam.resample)
-        mask, run_s = _infer(session, rgb, flip, other)
+        mask, run_s = _infer(session, rgb, flip, *other)
         pixels = full.result()
         return MaskResult(pixels, mask, name, run_s, time.perf_counter() - t0 - run_s)
 
@@ -264,7 +311,7 @@ class Engine:
         ``threads``: the model's intra-op threads, when the caller runs photos side by side."""
         t0 = time.perf_counter()
         opts = options or RemoveOptions()
-        result = self.mask(image, opts.model, opts.flip, threads, opts.combine)
+        result = self.mask(image, opts.model, opts.flip, threads, opts.combine, opts.partner)
         cutout = self.finish(result, opts)
         cutout.timings["total"] = time.perf_counter() - t0
         return cutout
