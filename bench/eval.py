@@ -4,16 +4,16 @@
 ``matting`` (alphamatting.com: hair, fur, soft ground truth). Per model: ``raw`` (the model's
 mask alone) and ``pipeline`` (what ``Engine.remove`` does by default: the mask fused with its
 companion's where the model has one, ``pipeline.fuse``, then matting and ``harden``), each
-change against raw, and ``best``, the best pipeline (``--pipeline best``: isnet and u2net, each
-with its mirrored pass, averaged, then refined) where those masks are cached. ``--ablation``
-adds each step alone: the companion joined by a per-pixel maximum (the fusion before ``fuse``),
-fused, matting without hardening, flipped.
+change against raw, and ``best``, the best pipeline (``--pipeline best``: isnet's and u2net's
+masks averaged, then refined; ``best, flip`` with each model's mirrored pass too, where
+cached). ``--ablation`` adds each step alone: the companion joined by a per-pixel maximum (the
+fusion before ``fuse``), fused, matting without hardening, flipped.
 
     python bench/eval.py --data ../shared/data [--models u2net,isnet] [--limit N] [--ablation]
 
 Raw model-resolution masks are cached in ``bench/out/cache/<model>/<set>/<name>.npy`` (inference is
 the slow part); ``--masks-only`` fills the cache and stops, ``--flip`` adds the mirrored passes
-(the best pipeline needs isnet's and u2net's). The masks depend on how the engine makes the
+(``best, flip`` needs isnet's and u2net's). The masks depend on how the engine makes the
 model's input: after changing that, give ``--cache`` a new folder (or delete the old).
 """
 
@@ -149,12 +149,14 @@ def load_band(data: Path, dataset: str, image: Path) -> NDArray[np.bool_] | None
 Mask = NDArray[np.float32]
 
 
-def _flipped(cache: Path, model: str, dataset: str, image: Path) -> Mask | None:
-    """The mean of the model's mask and its mirrored pass's, if both are cached."""
+def _mask(cache: Path, model: str, dataset: str, image: Path, flip: bool) -> Mask | None:
+    """The model's cached mask (with ``flip`` the mean with its mirrored pass), or None."""
     plain = cache_path(cache, model, dataset, image, False)
     mirror = cache_path(cache, model, dataset, image, True)
-    if not (plain.exists() and mirror.exists()):
+    if not plain.exists() or (flip and not mirror.exists()):
         return None
+    if not flip:
+        return np.asarray(np.load(plain), dtype=np.float32)
     return np.asarray((np.load(plain) + np.load(mirror)) / 2, dtype=np.float32)
 
 
@@ -208,18 +210,19 @@ def evaluate(
                 continue  # the pipeline needs the companion's mask too
             for name, alpha in variants(rgb, np.load(path), other, (w, h), ablation).items():
                 rows.setdefault(f"{model} {name}", []).append(scores(alpha, truth, band))
-            flipped = _flipped(cache, model, dataset, image) if ablation else None
+            flipped = _mask(cache, model, dataset, image, True) if ablation else None
             if flipped is not None:
                 rows.setdefault(f"{model} flip", []).append(
                     scores(upsample(flipped, (w, h)), truth, band)
                 )
-        best = _flipped(cache, BEST_MODEL, dataset, image)
-        partner = _flipped(cache, BEST_PARTNER, dataset, image)
-        if best is not None and partner is not None:
-            both = upsample(average(best, partner), (w, h))
+        for name, flip in (("best", False), ("best, flip", True)):
+            pair = [_mask(cache, m, dataset, image, flip) for m in (BEST_MODEL, BEST_PARTNER)]
+            if pair[0] is None or pair[1] is None:
+                continue
+            both = upsample(average(pair[0], pair[1]), (w, h))
             if ablation:
-                rows.setdefault("best, not refined", []).append(scores(both, truth, band))
-            rows.setdefault("best", []).append(scores(matting.matte_alpha(rgb, both), truth, band))
+                rows.setdefault(f"{name}, not refined", []).append(scores(both, truth, band))
+            rows.setdefault(name, []).append(scores(matting.matte_alpha(rgb, both), truth, band))
     return rows
 
 
@@ -251,7 +254,8 @@ def print_table(dataset: str, rows: dict[str, list[Row]]) -> None:
         if not name.endswith(" raw"):
             continue
         model, base = name[:-4], _mean(values)
-        for other in (f"{model} pipeline", *(("best",) if model == BEST_MODEL else ())):
+        best = ("best", "best, flip") if model == BEST_MODEL else ()
+        for other in (f"{model} pipeline", *best):
             if other in rows:
                 new = _mean(rows[other])
                 changes = ", ".join(_change(k, base, new) for k in keys)

@@ -17,7 +17,7 @@ from clearbg.settings import EngineSettings
 from tests.conftest import PHOTOS
 
 
-def test_fuse_adds_the_companions_sure_regions_that_touch_the_subject_and_nothing_else() -> None:
+def test_fuse_adds_the_companions_sure_parts_that_touch_the_subject_at_half_strength() -> None:
     mask = np.zeros((8, 8), np.float32)
     mask[:4, :4] = 0.9  # the subject, top left
     other = np.zeros((8, 8), np.float32)
@@ -27,7 +27,7 @@ def test_fuse_adds_the_companions_sure_regions_that_touch_the_subject_and_nothin
     fused = fuse(mask, other)
     assert fused.dtype == np.float32
     assert (fused[:4, :4] >= 0.9).all()
-    assert (fused[4:6, 4:6] == np.float32(0.8)).all()  # the missed part is added
+    assert (fused[4:6, 4:6] == np.float32(0.4)).all()  # the missed part, at half strength
     assert (fused[0:2, 6:8] == 0).all()  # no haze
     assert (fused[7, 0:2] == 0).all()  # no other object
 
@@ -83,6 +83,20 @@ def test_a_combined_mask_is_fused_with_the_companions(store_dir: Path) -> None:
         on = engine.remove(photo, RemoveOptions(**raw))  # type: ignore[arg-type]
         off = engine.remove(photo, RemoveOptions(combine=False, **raw))  # type: ignore[arg-type]
         assert on.data != off.data
+    finally:
+        engine.close()
+
+
+def test_a_partner_models_mask_is_averaged_in(engine_settings: EngineSettings) -> None:
+    """The best pipeline's engine path, with u2netp standing in for isnet."""
+    engine = Engine(engine_settings)
+    try:
+        photo = (PHOTOS / "animal-1.jpg").read_bytes()
+        own = engine.mask(photo, "u2netp").mask
+        other = engine.mask(photo, "u2net").mask
+        both = engine.mask(photo, "u2netp", combine=True, partner="u2net")
+        assert np.allclose(both.mask, average(own, other), atol=1e-6)
+        assert not np.allclose(both.mask, own, atol=0.05)
     finally:
         engine.close()
 

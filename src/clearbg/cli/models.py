@@ -21,6 +21,15 @@ def _store() -> ModelStore:
     return ModelStore.from_settings(Settings().engine)
 
 
+# Which pipeline for which photos, with figures from `make eval` (docs/quality.md has them all).
+CHOICES = """\
+Which to use (seconds a photo on 2 cores; docs/quality.md has every figure):
+  -m u2netp               fastest (~0.3 s), rough edges; runs alone
+  -m u2net (the default)  one clear subject, cluttered scenes (~0.9 s with its companion)
+  -m isnet                hair and fur (~2 s)
+  --pipeline best         the most accurate (isnet and u2net averaged, ~2.5 s): FIGURES"""
+
+
 @click.group()
 def models() -> None:
     """List, fetch, verify and register models."""
@@ -43,9 +52,10 @@ def list_models() -> None:
             f"{spec.size / 1e6:.1f}",
             spec.licence,
             state,
-            spec.description + (f"; combines with {spec.companion}" if spec.companion else ""),
+            spec.description + (f"; fused with {spec.companion}" if spec.companion else ""),
         )
     Console().print(table)
+    click.echo(CHOICES)
     click.echo(f"cache: {store.model_dir}")
 
 

@@ -26,8 +26,8 @@ Format = Literal["png", "jpg", "webp"]
 Channels = Literal["rgba", "alpha"]
 Pipeline = Literal["default", "best"]
 
-# The best pipeline: isnet and u2net, each also run on the mirrored photo, their masks
-# averaged, then refined (docs/quality.md has its figures and cost).
+# The best pipeline: the masks of isnet and u2net averaged, then refined (docs/quality.md
+# has its figures and cost); with ``flip`` each model also runs on the mirrored photo.
 BEST_MODEL = "isnet"
 BEST_PARTNER = "u2net"
 
@@ -117,7 +117,7 @@ class RemoveOptions:
     flip: bool = False  # also run the model on the mirrored photo and average (2x inference)
     foreground: bool = True  # estimate the foreground colour in the soft band
     quality: int = 90  # JPEG and WebP
-    # "best": isnet averaged with u2net, both flipped (about 4x u2net's inference)
+    # "best": isnet's mask averaged with u2net's (about 4x u2net's inference time)
     pipeline: Pipeline = "default"
 
     def __post_init__(self) -> None:
@@ -128,9 +128,7 @@ class RemoveOptions:
                 raise InvalidOptionError(
                     "pipeline", f"best runs {BEST_MODEL} with {BEST_PARTNER}; leave the model unset"
                 )
-            # frozen: the best pipeline's own model and mirrored pass, set once here
-            object.__setattr__(self, "model", BEST_MODEL)
-            object.__setattr__(self, "flip", True)
+            object.__setattr__(self, "model", BEST_MODEL)  # frozen: set once, here
         if self.size not in SIZES:
             raise InvalidOptionError("size", f"must be one of {', '.join(SIZES)}")
         if self.format not in get_args(Format):

@@ -73,15 +73,17 @@ def _at_size(other: NDArray[np.float32], shape: tuple[int, ...]) -> NDArray[np.f
 
 
 def fuse(mask: NDArray[np.float32], other: NDArray[np.float32]) -> NDArray[np.float32]:
-    """The model's mask joined with its companion's where the companion is sure of a region
-    that touches the model's subject: the larger value per pixel inside each region of
-    ``other > 0.5`` that overlaps ``mask > 0.5``, the model's own mask everywhere else.
+    """The model's mask joined with its companion's, weighted by their agreement: inside each
+    region the companion is sure of (``other > 0.5``) that overlaps the model's subject, the
+    mean of the model's mask and the larger of the two masks; the model's own mask elsewhere.
 
     Salient-object models under-segment a subject of several parts in different places (one
-    keeps the plant and drops the pot, the other the reverse); the parts one misses are
-    attached to what it found. A companion's region that touches nothing the model found is a
-    different object, and its faint values outside its regions are haze: both stay out (on
-    cluttered scenes a per-pixel maximum took them in and cost MAE and boundary F).
+    keeps the plant and drops the pot, the other the reverse). Where both are sure the value
+    stays; a part only the companion found enters at half its strength, and matting then
+    decides from the photo's colours how much of it is the subject. A companion's region that
+    touches nothing the model found is another object, and its values outside its regions are
+    haze: both stay out. (A per-pixel maximum took all of it in: on cluttered scenes it raised
+    MAE and lowered boundary F; docs/quality.md has the figures.)
     """
     other = _at_size(other, mask.shape)
     sure = (other > 0.5).astype(np.uint8)
@@ -91,7 +93,8 @@ def fuse(mask: NDArray[np.float32], other: NDArray[np.float32]) -> NDArray[np.fl
     touching = np.zeros(count, dtype=bool)
     touching[labels[(mask > 0.5) & (sure > 0)]] = True
     touching[0] = False
-    return np.where(touching[labels], np.maximum(mask, other), mask).astype(np.float32)
+    joined = (mask + np.maximum(mask, other)) * np.float32(0.5)
+    return np.where(touching[labels], joined, mask).astype(np.float32)
 
 
 def average(mask: NDArray[np.float32], other: NDArray[np.float32]) -> NDArray[np.float32]:
@@ -284,7 +287,7 @@ class Engine:
         """Decode and run the model, overlapping the two for a large JPEG. With ``flip`` the
         mask is the mean of the photo's and its mirror image's; with ``combine`` it is fused
         with the companion model's (``fuse``); with a ``partner`` model it is the mean of both
-        models' masks (``average``; the best pipeline)."""
+        models' masks (``average``; the best pipeline), each flipped if ``flip``."""
         t0 = time.perf_counter()
         name = model or self.settings.default_model
         p = self._probed(image)
