@@ -5,7 +5,7 @@
 mask alone) and ``pipeline`` (what ``Engine.remove`` does by default: the mask fused with its
 companion's where the model has one, ``pipeline.fuse``, then matting and ``harden``), each
 change against raw, and ``best``, the best pipeline (``--pipeline best``: isnet's and u2net's
-masks averaged, then refined; ``best, flip`` with each model's mirrored pass too, where
+masks averaged, then fused and refined; ``best, flip`` with both mirrored passes, where
 cached). ``--ablation`` adds each step alone: the companion joined by a per-pixel maximum (the
 fusion before ``fuse``), fused, matting without hardening, flipped.
 
@@ -219,7 +219,10 @@ def evaluate(
             pair = [_mask(cache, m, dataset, image, flip) for m in (BEST_MODEL, BEST_PARTNER)]
             if pair[0] is None or pair[1] is None:
                 continue
-            both = upsample(average(pair[0], pair[1]), (w, h))
+            companion = _mask(cache, MODEL_SPECS[BEST_MODEL].companion or "", dataset, image, False)
+            if companion is None:
+                continue
+            both = upsample(fuse(average(pair[0], pair[1]), companion), (w, h))
             if ablation:
                 rows.setdefault(f"{name}, not refined", []).append(scores(both, truth, band))
             rows.setdefault(name, []).append(scores(matting.matte_alpha(rgb, both), truth, band))

@@ -209,8 +209,8 @@ def _write(dest: str, data: bytes) -> None:
     type=click.Choice(["default", "best"]),
     default="default",
     show_default=True,
-    help="'best': isnet's and u2net's masks averaged, then refined "
-    "(about 4x u2net's time; see docs/quality.md).",
+    help="'best': isnet's and u2net's masks averaged, then fused and refined "
+    "(about 3x u2net's time; see docs/quality.md).",
 )
 @click.option(
     "--foreground/--no-foreground",
@@ -268,7 +268,7 @@ def remove(
         engine.session(opts.model, threads)  # load (and verify) the model once, before any photo
         if opts.partner is not None:
             engine.session(opts.partner, threads)
-        elif opts.combine:
+        if opts.combine:
             engine.companion(opts.model, threads)
     except ClearbgError as exc:
         fail(exc)

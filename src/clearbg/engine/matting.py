@@ -161,8 +161,11 @@ def harden(alpha: F32, contrast: float = CONTRAST) -> F32:
     """
     if contrast == 1.0:
         return alpha
-    out = (alpha - np.float32(0.5)) * np.float32(contrast) + np.float32(0.5)
-    return np.clip(out, 0, 1).astype(np.float32)
+    out = np.asarray(alpha, dtype=np.float32) - np.float32(0.5)
+    out *= np.float32(contrast)
+    out += np.float32(0.5)
+    hardened: F32 = np.clip(out, 0, 1, out=out)
+    return hardened
 
 
 def matte_alpha(

@@ -26,8 +26,8 @@ Format = Literal["png", "jpg", "webp"]
 Channels = Literal["rgba", "alpha"]
 Pipeline = Literal["default", "best"]
 
-# The best pipeline: the masks of isnet and u2net averaged, then refined (docs/quality.md
-# has its figures and cost); with ``flip`` each model also runs on the mirrored photo.
+# The best pipeline: the masks of isnet and u2net averaged, fused with isnet's companion and
+# refined (docs/quality.md has its figures and cost); ``flip`` mirrors both models' passes.
 BEST_MODEL = "isnet"
 BEST_PARTNER = "u2net"
 
@@ -117,7 +117,7 @@ class RemoveOptions:
     flip: bool = False  # also run the model on the mirrored photo and average (2x inference)
     foreground: bool = True  # estimate the foreground colour in the soft band
     quality: int = 90  # JPEG and WebP
-    # "best": isnet's mask averaged with u2net's (about 4x u2net's inference time)
+    # "best": isnet's mask averaged with u2net's, then as the default (about 3x u2net's time)
     pipeline: Pipeline = "default"
 
     def __post_init__(self) -> None:

@@ -116,6 +116,14 @@ def _predict(
     return mask, seconds
 
 
+def _resized_for(session: ModelSession, rgb: NDArray[np.uint8]) -> NDArray[np.uint8]:
+    """Another model's input made from this model's input, as that model's family resizes."""
+    fam = session.family
+    if rgb.shape[1::-1] == fam.input_size:
+        return rgb
+    return np.ascontiguousarray(convolve(rgb, fam.input_size, fam.resample))
+
+
 def _infer(
     session: ModelSession,
     rgb: NDArray[np.uint8],
@@ -123,20 +131,16 @@ def _infer(
     companion: ModelSession | None = None,
     partner: ModelSession | None = None,
 ) -> tuple[NDArray[np.float32], float]:
-    """The model's mask (``_predict``); with a ``companion`` fused with that model's mask
-    (``fuse``); with a ``partner`` averaged with that model's, flipped as this one is
-    (``average``). The other model's input is resized from this model's input."""
+    """The model's mask (``_predict``); with a ``partner`` averaged with that model's mask,
+    flipped as this one is (``average``); with a ``companion`` then fused with that model's
+    mask (``fuse``). The other models' inputs are resized from this model's input."""
     mask, seconds = _predict(session, rgb, flip)
-    other_session = partner or companion
-    if other_session is not None:
-        fam = other_session.family
-        if rgb.shape[1::-1] != fam.input_size:  # resized as the other model's family resizes
-            rgb = convolve(rgb, fam.input_size, fam.resample)
-        other, more = _predict(
-            other_session, np.ascontiguousarray(rgb), partner is not None and flip
-        )
-        joined = average(mask, other) if partner is not None else fuse(mask, other)
-        mask, seconds = joined, seconds + more
+    if partner is not None:
+        other, more = _predict(partner, _resized_for(partner, rgb), flip)
+        mask, seconds = average(mask, other), seconds + more
+    if companion is not None:
+        other, more = companion.predict(_resized_for(companion, rgb))
+        mask, seconds = fuse(mask, other), seconds + more
     return mask, seconds
 
 
@@ -219,9 +223,8 @@ class Engine:
         self, name: str, threads: int | None, combine: bool, partner: str | None
     ) -> tuple[ModelSession | None, ModelSession | None]:
         """The companion (when combining) and the partner session of a prediction."""
-        if partner is not None:
-            return None, self.session(partner, threads)
-        return (self.companion(name, threads) if combine else None), None
+        other = None if partner is None else self.session(partner, threads)
+        return (self.companion(name, threads) if combine else None), other
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
@@ -285,9 +288,9 @@ class Engine:
         partner: str | None = None,
     ) -> MaskResult:
         """Decode and run the model, overlapping the two for a large JPEG. With ``flip`` the
-        mask is the mean of the photo's and its mirror image's; with ``combine`` it is fused
-        with the companion model's (``fuse``); with a ``partner`` model it is the mean of both
-        models' masks (``average``; the best pipeline), each flipped if ``flip``."""
+        mask is the mean of the photo's and its mirror image's; with a ``partner`` model it is
+        the mean of both models' masks (``average``; the best pipeline), each flipped if
+        ``flip``; with ``combine`` it is then fused with the companion model's (``fuse``)."""
         t0 = time.perf_counter()
         name = model or self.settings.default_model
         p = self._probed(image)
