@@ -49,7 +49,7 @@ lint: setup
 
 eval: setup
 	$(BIN)/clearbg models pull u2netp u2net isnet isnet-quint8
-	$(BIN)/python bench/eval.py --data $(DATA)
+	$(BIN)/python bench/eval.py --data $(DATA) --ablation
 
 bench: setup
 	$(BIN)/clearbg models pull u2net

@@ -1,14 +1,20 @@
-"""Mask quality of every model, raw and refined, on ECSSD and the alphamatting.com set.
+"""Mask quality of every model, raw and through the default pipeline, on three sets.
 
-"refined" is the engine's default pipeline: the model's mask joined with its companion model's
-(``ModelSpec.companion``; ``union``), then matting in the unsure band. Each step is also scored
-alone ("matting only", "+ companion"), so the table shows what each buys.
+``pascal`` (PASCAL-S: cluttered scenes, several objects), ``ecssd`` (one clear subject) and
+``matting`` (alphamatting.com: hair, fur, soft ground truth). Per model: ``raw`` (the model's
+mask alone) and ``pipeline`` (what ``Engine.remove`` does by default: the mask fused with its
+companion's where the model has one, ``pipeline.fuse``, then matting and ``harden``), each
+change against raw, and ``best``, the best pipeline (``--pipeline best``: isnet's and u2net's
+masks averaged, then fused and refined; ``best, flip`` with both mirrored passes, where
+cached). ``--ablation`` adds each step alone: the companion joined by a per-pixel maximum (the
+fusion before ``fuse``), fused, matting without hardening, flipped.
 
-    python bench/eval.py --data ../shared/data [--models u2net,isnet] [--limit N]
+    python bench/eval.py --data ../shared/data [--models u2net,isnet] [--limit N] [--ablation]
 
 Raw model-resolution masks are cached in ``bench/out/cache/<model>/<set>/<name>.npy`` (inference is
-the slow part); ``--masks-only`` fills the cache and stops. The masks depend on how the engine
-makes the model's input: after changing that, give ``--cache`` a new folder (or delete the old).
+the slow part); ``--masks-only`` fills the cache and stops, ``--flip`` adds the mirrored passes
+(``best, flip`` needs isnet's and u2net's). The masks depend on how the engine makes the
+model's input: after changing that, give ``--cache`` a new folder (or delete the old).
 """
 
 from __future__ import annotations
@@ -25,11 +31,12 @@ from PIL import Image
 
 from clearbg.engine import Engine, matting, refine
 from clearbg.engine.models import MODELS as MODEL_SPECS
-from clearbg.engine.pipeline import union
+from clearbg.engine.options import BEST_MODEL, BEST_PARTNER
+from clearbg.engine.pipeline import average, fuse
 from clearbg.settings import EngineSettings
 
 MODELS = ("u2netp", "u2net", "isnet", "isnet-quint8")
-SETS = ("matting", "ecssd")
+SETS = ("pascal", "ecssd", "matting")
 CACHE = Path(__file__).parent / "out" / "cache"
 
 
@@ -139,89 +146,54 @@ def load_band(data: Path, dataset: str, image: Path) -> NDArray[np.bool_] | None
     return np.asarray((tri > 0) & (tri < 255))
 
 
+Mask = NDArray[np.float32]
+
+
+def _mask(cache: Path, model: str, dataset: str, image: Path, flip: bool) -> Mask | None:
+    """The model's cached mask (with ``flip`` the mean with its mirrored pass), or None."""
+    plain = cache_path(cache, model, dataset, image, False)
+    mirror = cache_path(cache, model, dataset, image, True)
+    if not plain.exists() or (flip and not mirror.exists()):
+        return None
+    if not flip:
+        return np.asarray(np.load(plain), dtype=np.float32)
+    return np.asarray((np.load(plain) + np.load(mirror)) / 2, dtype=np.float32)
+
+
+def variants(
+    rgb: NDArray[np.uint8], mask: Mask, other: Mask | None, size: tuple[int, int], ablation: bool
+) -> dict[str, Mask]:
+    """Alphas of one model on one photo: raw, the pipeline, and (``ablation``) each step."""
+    raw = upsample(mask, size)
+    joined = raw if other is None else upsample(fuse(mask, other), size)
+    matte = matting.matte_alpha(rgb, joined, contrast=1.0)
+    out = {"raw": raw}
+    if ablation:
+        if other is not None:
+            most = np.maximum(mask, _at(other, mask))
+            out["+ companion, per-pixel max"] = upsample(most, size)
+            out["+ companion, fused"] = joined
+        out["matting, not hardened"] = matte
+        out["raw, hardened"] = matting.harden(raw)
+    out["pipeline"] = matting.harden(matte)
+    return out
+
+
+def _at(other: Mask, mask: Mask) -> Mask:
+    return np.asarray(cv2.resize(other, mask.shape[::-1]), dtype=np.float32)
+
+
 def evaluate(
-    data: Path, cache: Path, dataset: str, images: list[Path], models: list[str]
-) -> tuple[dict[str, list[Row]], float, float]:
-    """Scores per variant, refine seconds and MP. Per model: ``raw``; ``matting only``; ``+
-    companion`` (the union with its companion's mask); ``refined``, the engine's default (union,
-    then matting); and the flipped pass where cached."""
-    rows: dict[str, list[Row]] = {}
-    seconds = megapixels = 0.0
-    for image in images:
-        rgb = np.asarray(Image.open(image).convert("RGB"))
-        truth = load_truth(data, dataset, image)
-        band = load_band(data, dataset, image)
-        h, w = truth.shape
-        for model in models:
-            path = cache_path(cache, model, dataset, image, False)
-            if not path.exists():
-                continue
-            mask = np.load(path)
-            alpha = upsample(mask, (w, h))
-            rows.setdefault(f"{model} raw", []).append(scores(alpha, truth, band))
-            rows.setdefault(f"{model} matting only", []).append(
-                scores(matting.matte_alpha(rgb, alpha), truth, band)
-            )
-            companion = MODEL_SPECS[model].companion
-            other = cache_path(cache, companion, dataset, image, False) if companion else None
-            joined = alpha
-            if other is not None and other.exists():
-                joined = upsample(union(mask, np.load(other)), (w, h))
-                rows.setdefault(f"{model} + companion", []).append(scores(joined, truth, band))
-            t0 = time.perf_counter()
-            refined = matting.matte_alpha(rgb, joined)
-            seconds += time.perf_counter() - t0
-            megapixels += h * w / 1e6
-            rows.setdefault(f"{model} refined", []).append(scores(refined, truth, band))
-            flipped = cache_path(cache, model, dataset, image, True)
-            if flipped.exists():
-                both = upsample(((mask + np.load(flipped)) / 2).astype(np.float32), (w, h))
-                rows.setdefault(f"{model} flip", []).append(scores(both, truth, band))
-    return rows, seconds, megapixels
-
-
-def _plain_filter(
-    rgb: NDArray[np.uint8], coarse: NDArray[np.float32], band: bool
-) -> NDArray[np.float32]:
-    """The unweighted guided filter, on the whole image or only in the unsure band."""
-    radius = refine.transition_width(coarse)
-    guide = rgb.astype(np.float32) / 255
-    q = np.clip(
-        refine.guided_filter(guide, coarse, radius, 1e-4, min(4, max(1, radius // 2))), 0, 1
-    )
-    return np.where(refine.uncertain_band(coarse, radius), q, coarse) if band else q
-
-
-STEPS = {
-    "raw": lambda rgb, c: c,
-    "guided filter, whole image": lambda rgb, c: _plain_filter(rgb, c, band=False),
-    "guided filter, unsure band": lambda rgb, c: _plain_filter(rgb, c, band=True),
-    "+ confidence weights (before matting)": refine.refine_alpha,
-    "matting, no prior": lambda rgb, c: _matte_no_prior(rgb, c),  # noqa: PLW0108 (defined below)
-    "matting, confidence prior (default)": matting.matte_alpha,
-    "matting, 100 iterations": lambda rgb, c: matting.matte_alpha(rgb, c, iterations=100),
-    "matting at 0.4 MP": lambda rgb, c: matting.matte_alpha(rgb, c, work_pixels=400_000),
-}
-
-
-def _matte_no_prior(rgb: NDArray[np.uint8], coarse: NDArray[np.float32]) -> NDArray[np.float32]:
-    """Closed-form matting of the unknown band from the trimap alone (at the photo's size)."""
-    fg, bg = matting.trimap(coarse, refine.transition_width(coarse))
-    unknown = ~(fg | bg)
-    lap = matting.MattingLaplacian(rgb.astype(np.float32) / 255)
-    zero = np.zeros(coarse.shape)
-    alpha = matting.solve_matte(
-        lap, fg.astype(np.float64), unknown, coarse.astype(np.float64), zero
-    )
-    return np.clip(alpha, 0, 1).astype(np.float32)
-
-
-def ablation(
-    data: Path, cache: Path, dataset: str, images: list[Path], models: list[str]
+    data: Path,
+    cache: Path,
+    dataset: str,
+    images: list[Path],
+    models: list[str],
+    ablation: bool = False,
 ) -> dict[str, list[Row]]:
-    """What each step of the refinement buys, per model (ms per image on stderr)."""
+    """Scores per model and variant (``variants``), the flipped pass and the best pipeline
+    where their masks are cached."""
     rows: dict[str, list[Row]] = {}
-    seconds: dict[str, float] = {}
     for image in images:
         rgb = np.asarray(Image.open(image).convert("RGB"))
         truth = load_truth(data, dataset, image)
@@ -231,42 +203,51 @@ def ablation(
             path = cache_path(cache, model, dataset, image, False)
             if not path.exists():
                 continue
-            mask = np.load(path)
-            coarse = upsample(mask, (w, h))
-            for step, fn in STEPS.items():
-                t0 = time.perf_counter()
-                alpha = fn(rgb, coarse)
-                seconds[f"{model}: {step}"] = seconds.get(f"{model}: {step}", 0.0) + (
-                    time.perf_counter() - t0
+            companion = MODEL_SPECS[model].companion if model in MODEL_SPECS else None
+            other_path = cache_path(cache, companion, dataset, image, False) if companion else None
+            other = np.load(other_path) if other_path and other_path.exists() else None
+            if companion and other is None:
+                continue  # the pipeline needs the companion's mask too
+            for name, alpha in variants(rgb, np.load(path), other, (w, h), ablation).items():
+                rows.setdefault(f"{model} {name}", []).append(scores(alpha, truth, band))
+            flipped = _mask(cache, model, dataset, image, True) if ablation else None
+            if flipped is not None:
+                rows.setdefault(f"{model} flip", []).append(
+                    scores(upsample(flipped, (w, h)), truth, band)
                 )
-                rows.setdefault(f"{model}: {step}", []).append(scores(alpha, truth, band))
-            flipped = cache_path(cache, model, dataset, image, True)
-            if flipped.exists():
-                both = upsample(((mask + np.load(flipped)) / 2).astype(np.float32), (w, h))
-                rows.setdefault(f"{model}: flip", []).append(scores(both, truth, band))
-                rows.setdefault(f"{model}: flip + matting", []).append(
-                    scores(matting.matte_alpha(rgb, both), truth, band)
-                )
-    for name, total in seconds.items():
-        print(f"  {dataset} {name}: {1000 * total / len(images):.0f} ms/image", file=sys.stderr)
+        for name, flip in (("best", False), ("best, flip", True)):
+            pair = [_mask(cache, m, dataset, image, flip) for m in (BEST_MODEL, BEST_PARTNER)]
+            if pair[0] is None or pair[1] is None:
+                continue
+            companion = _mask(cache, MODEL_SPECS[BEST_MODEL].companion or "", dataset, image, False)
+            if companion is None:
+                continue
+            both = upsample(fuse(average(pair[0], pair[1]), companion), (w, h))
+            if ablation:
+                rows.setdefault(f"{name}, not refined", []).append(scores(both, truth, band))
+            rows.setdefault(name, []).append(scores(matting.matte_alpha(rgb, both), truth, band))
     return rows
 
 
+HEADS = {
+    "iou": "IoU",
+    "mae": "MAE",
+    "bf": "bound F",
+    "sad": "SAD/1000",
+    "sad_band": "SAD band",
+    "mse": "MSEx1000",
+}
+LOWER_IS_BETTER = ("mae", "sad", "sad_band", "mse")
+
+
 def print_table(dataset: str, rows: dict[str, list[Row]]) -> None:
+    """Mean scores per row, then each model's pipeline (and the best) against its raw mask:
+    a change that is worse than raw is marked with ``!``."""
     first = next(iter(rows.values()), [{}])[0]
     soft = ("sad", "sad_band", "mse") if dataset == "matting" else ()  # soft ground truth only
     keys = ["iou", "mae", "bf"] + [k for k in soft if k in first]
-    sads = [k for k in ("sad", "sad_band") if k in keys]  # their changes are printed in %
-    heads = {
-        "iou": "IoU",
-        "mae": "MAE",
-        "bf": "bound F",
-        "sad": "SAD/1000",
-        "sad_band": "SAD band",
-        "mse": "MSEx1000",
-    }
     print(f"\n{dataset}")
-    print(f"| {'variant':<40} | {'n':>4} | " + " | ".join(f"{heads[k]:>8}" for k in keys) + " |")
+    print(f"| {'variant':<40} | {'n':>4} | " + " | ".join(f"{HEADS[k]:>8}" for k in keys) + " |")
     print("|" + "---|" * (len(keys) + 2))
     for name, values in rows.items():
         m = _mean(values)
@@ -276,17 +257,20 @@ def print_table(dataset: str, rows: dict[str, list[Row]]) -> None:
         if not name.endswith(" raw"):
             continue
         model, base = name[:-4], _mean(values)
-        for step in ("matting only", "+ companion", "refined"):
-            if f"{model} {step}" not in rows:
-                continue
-            new = _mean(rows[f"{model} {step}"])
-            change = {k: 100 * (new[k] - base[k]) / base[k] for k in sads}
-            print(
-                f"  {model} {step}: "
-                + (f"SAD {change['sad']:+.1f}%, " if "sad" in change else "")
-                + (f"in the band {change['sad_band']:+.1f}%, " if "sad_band" in change else "")
-                + f"IoU {new['iou'] - base['iou']:+.4f}, boundary F {new['bf'] - base['bf']:+.4f}"
-            )
+        best = ("best", "best, flip") if model == BEST_MODEL else ()
+        for other in (f"{model} pipeline", *best):
+            if other in rows:
+                new = _mean(rows[other])
+                changes = ", ".join(_change(k, base, new) for k in keys)
+                print(f"  {other} against {model} raw: {changes}")
+
+
+def _change(key: str, base: Row, new: Row) -> str:
+    """One metric's change, in % for SAD and MSE; ``!`` where it is worse than raw."""
+    diff = new[key] - base[key]
+    worse = diff > 0 if key in LOWER_IS_BETTER else diff < 0
+    text = f"{100 * diff / base[key]:+.1f}%" if key in LOWER_IS_BETTER[1:] else f"{diff:+.4f}"
+    return f"{HEADS[key]} {text}{' !' if worse else ''}"
 
 
 def time_refinement(data: Path, megapixels: float = 2.0, repeat: int = 5) -> tuple[float, float]:
@@ -320,32 +304,31 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--flip", action="store_true", help="also compute mirrored passes")
     ap.add_argument("--masks-only", action="store_true", help="fill the mask cache and stop")
     ap.add_argument("--cached-only", action="store_true", help="score only cached masks")
-    ap.add_argument("--ablation", action="store_true", help="score each refinement step")
+    ap.add_argument("--ablation", action="store_true", help="also score each step alone")
     ap.add_argument("--cache", type=Path, default=CACHE, help="where the masks are kept")
     args = ap.parse_args(argv)
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     sets = [s.strip() for s in args.sets.split(",") if s.strip()]
-    # the refined pipeline joins each model with its companion: their masks are needed too
+    # the pipeline fuses each model with its companion: their masks are needed too
     companions = [MODEL_SPECS[m].companion for m in models if m in MODEL_SPECS]
     needed = list(dict.fromkeys([*models, *(c for c in companions if c)]))
+    flipped = [m for m in needed if m in models or m in (BEST_MODEL, BEST_PARTNER)]
     if not args.cached_only:
         engine = Engine(EngineSettings())
         for dataset in sets:
             images = list_images(args.data, dataset, args.limit)
             for model in needed:
                 compute_masks(engine, args.cache, images, model, dataset, flip=False)
-                if args.flip and model in models:
+                if args.flip and model in flipped:
                     compute_masks(engine, args.cache, images, model, dataset, flip=True)
         engine.close()
     if args.masks_only:
         return 0
     for dataset in sets:
         images = list_images(args.data, dataset, args.limit)
-        if args.ablation:
-            print_table(dataset, ablation(args.data, args.cache, dataset, images, models))
-            continue
-        rows, _, _ = evaluate(args.data, args.cache, dataset, images, models)
-        print_table(dataset, rows)
+        print_table(
+            dataset, evaluate(args.data, args.cache, dataset, images, models, args.ablation)
+        )
     ms_alpha, ms_fg = time_refinement(args.data)
     print(f"\nmatte_alpha {ms_alpha:.0f} ms/MP, estimate_foreground {ms_fg:.0f} ms/MP (2 MP photo)")
     return 0

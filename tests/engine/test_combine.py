@@ -11,32 +11,48 @@ import pytest
 
 from clearbg.engine import Engine, RemoveOptions
 from clearbg.engine.models import MODELS, ModelStore
-from clearbg.engine.pipeline import union
+from clearbg.engine.pipeline import average, fuse
 from clearbg.errors import InvalidOptionError
 from clearbg.settings import EngineSettings
 from tests.conftest import PHOTOS
 
 
-def test_union_keeps_what_either_mask_found_at_the_first_masks_size() -> None:
-    mask = np.zeros((4, 4), np.float32)
-    mask[:2] = 0.9
+def test_fuse_adds_the_companions_sure_parts_that_touch_the_subject_at_half_strength() -> None:
+    mask = np.zeros((8, 8), np.float32)
+    mask[:4, :4] = 0.9  # the subject, top left
+    other = np.zeros((8, 8), np.float32)
+    other[2:6, 2:6] = 0.8  # the subject and a part of it the model missed
+    other[0:2, 6:8] = 0.3  # faint haze over the background: not sure
+    other[7, 0:2] = 0.7  # another object, apart from the subject
+    fused = fuse(mask, other)
+    assert fused.dtype == np.float32
+    assert (fused[:4, :4] >= 0.9).all()
+    assert (fused[4:6, 4:6] == np.float32(0.4)).all()  # the missed part, at half strength
+    assert (fused[0:2, 6:8] == 0).all()  # no haze
+    assert (fused[7, 0:2] == 0).all()  # no other object
+
+
+def test_a_companion_that_finds_nothing_sure_leaves_the_mask_as_it_is() -> None:
+    mask = np.random.default_rng(0).random((6, 6)).astype(np.float32)
+    assert np.array_equal(fuse(mask, np.full((6, 6), 0.4, np.float32)), mask)
+
+
+def test_average_is_the_mean_of_both_masks_at_the_first_ones_size() -> None:
+    mask = np.ones((4, 4), np.float32)
     other = np.zeros((2, 2), np.float32)
-    other[1, 1] = 0.6  # the bottom-right quarter, at half the size
-    joined = union(mask, other)
-    assert joined.shape == (4, 4) and joined.dtype == np.float32
-    assert (joined[:2] >= 0.9).all()
-    assert joined[3, 3] == pytest.approx(0.6)
-    assert joined[3, 0] == 0
+    assert np.allclose(average(mask, other), 0.5) and average(mask, other).shape == (4, 4)
 
 
-def test_every_built_in_model_has_a_companion_of_its_own_licence_or_a_permissive_one() -> None:
+def test_the_small_model_runs_alone_and_the_others_with_a_permissive_companion() -> None:
+    """u2netp is chosen for speed: a companion would cost it three times its own inference."""
+    assert MODELS["u2netp"].companion is None
     assert MODELS["u2net"].companion == "u2netp"
-    assert MODELS["u2netp"].companion == "u2net"
     for name in ("isnet", "isnet-quint8"):
         assert MODELS[name].companion == "u2netp"
     for spec in MODELS.values():
-        assert spec.companion in MODELS and spec.companion != spec.name
-        assert MODELS[spec.companion].licence == "Apache-2.0"
+        if spec.companion is not None:
+            assert spec.companion in MODELS and spec.companion != spec.name
+            assert MODELS[spec.companion].licence == "Apache-2.0"
 
 
 @pytest.fixture
@@ -52,22 +68,36 @@ def store_dir(engine_settings: EngineSettings, tmp_path: Path) -> Path:
 
 
 @pytest.mark.slow
-def test_a_combined_mask_is_the_union_of_both_models_masks(store_dir: Path) -> None:
+def test_a_combined_mask_is_fused_with_the_companions(store_dir: Path) -> None:
     engine = Engine(EngineSettings(model_dir=store_dir, default_model="mine", combine=True))
     try:
         photo = (PHOTOS / "animal-1.jpg").read_bytes()
-        # the flipped pass of 'mine' differs from u2netp's plain pass, so the union is neither
+        # the flipped pass of 'mine' differs from u2netp's plain pass, so the fusion is neither
         own = engine.mask(photo, "mine", flip=True).mask
         other = engine.mask(photo, "u2netp").mask
         joined = engine.mask(photo, "mine", flip=True, combine=True)
-        assert np.array_equal(joined.mask, np.maximum(own, other))
-        assert (joined.mask > own).any() and (joined.mask > other).any()
+        assert np.array_equal(joined.mask, fuse(own, other))
+        assert (joined.mask > own).any() and (joined.mask < other).any()
 
         # the default options combine; combine=False gives the model alone
         raw = {"flip": True, "refine": False, "foreground": False, "channels": "alpha"}
         on = engine.remove(photo, RemoveOptions(**raw))  # type: ignore[arg-type]
         off = engine.remove(photo, RemoveOptions(combine=False, **raw))  # type: ignore[arg-type]
         assert on.data != off.data
+    finally:
+        engine.close()
+
+
+def test_a_partner_models_mask_is_averaged_in(engine_settings: EngineSettings) -> None:
+    """The best pipeline's engine path, with u2netp standing in for isnet."""
+    engine = Engine(engine_settings)
+    try:
+        photo = (PHOTOS / "animal-1.jpg").read_bytes()
+        own = engine.mask(photo, "u2netp").mask
+        other = engine.mask(photo, "u2net").mask
+        both = engine.mask(photo, "u2netp", combine=True, partner="u2net")
+        assert np.allclose(both.mask, average(own, other), atol=1e-6)
+        assert not np.allclose(both.mask, own, atol=0.05)
     finally:
         engine.close()
 

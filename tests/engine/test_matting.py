@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from clearbg.engine.matting import MattingLaplacian, matte_alpha, solve_matte, trimap
+from clearbg.engine.matting import MattingLaplacian, harden, matte_alpha, solve_matte, trimap
 from tests.engine.synthetic import soft_step, two_colours
 
 
@@ -82,3 +82,23 @@ def test_away_from_the_edge_a_binary_mask_is_kept() -> None:
 def test_mismatched_sizes_fail() -> None:
     with pytest.raises(ValueError, match="differ in size"):
         matte_alpha(np.zeros((10, 10, 3), np.uint8), np.zeros((10, 11), np.float32))
+
+
+def test_harden_clears_faint_haze_and_fills_a_grey_cast_but_keeps_the_middle() -> None:
+    alpha = np.array([[0.0, 0.1, 0.25, 0.4, 0.5, 0.6, 0.75, 0.9, 1.0]], np.float32)
+    out = harden(alpha)
+    assert out.dtype == np.float32
+    assert np.allclose(out, [[0, 0, 0, 0.3, 0.5, 0.7, 1, 1, 1]], atol=1e-6)
+    assert np.array_equal(harden(alpha, 1.0), alpha)
+    # the threshold at one half, so a mask's IoU and boundary, never moves
+    assert np.array_equal(harden(alpha) > 0.5, alpha > 0.5)
+
+
+def test_a_matte_of_a_hazy_mask_is_hardened_unless_asked_not_to_be() -> None:
+    rgb = _two_colours()
+    coarse = _ramp() * np.float32(0.6) + np.float32(0.1)  # a mask that is sure of nothing
+    soft = matte_alpha(rgb, coarse, contrast=1.0)
+    hard = matte_alpha(rgb, coarse)
+    assert np.allclose(hard, harden(soft))
+    truth = (np.arange(60) < 30)[None, :].astype(np.float32)
+    assert np.abs(hard - truth).mean() < np.abs(soft - truth).mean()

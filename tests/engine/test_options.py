@@ -160,3 +160,22 @@ def test_the_dataclass_validates_too() -> None:
         RemoveOptions(quality=0)
     with pytest.raises(InvalidOptionError):
         RemoveOptions(format="bmp")  # type: ignore[arg-type]
+
+
+def test_the_best_pipeline_is_one_option_and_runs_isnet_with_u2net() -> None:
+    best = RemoveOptions.parse(pipeline="Best")
+    assert (best.pipeline, best.model, best.partner, best.flip) == ("best", "isnet", "u2net", False)
+    assert RemoveOptions.parse(pipeline="best", flip=True).flip
+    assert RemoveOptions.parse(pipeline="best", model="isnet") == best
+    assert RemoveOptions().partner is None and RemoveOptions.parse().pipeline == "default"
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"pipeline": "fastest"}, {"pipeline": "best", "model": "u2netp"}]
+)
+def test_a_pipeline_that_does_not_exist_or_with_another_model_is_refused(
+    kwargs: dict[str, str],
+) -> None:
+    with pytest.raises(InvalidOptionError) as info:
+        RemoveOptions.parse(**kwargs)  # type: ignore[arg-type]
+    assert info.value.option == "pipeline"

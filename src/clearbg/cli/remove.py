@@ -205,6 +205,14 @@ def _write(dest: str, data: bytes) -> None:
     help="Also run the model on the mirrored photo and average (twice the inference).",
 )
 @click.option(
+    "--pipeline",
+    type=click.Choice(["default", "best"]),
+    default="default",
+    show_default=True,
+    help="'best': isnet's and u2net's masks averaged, then fused and refined "
+    "(about 3x u2net's time; see docs/quality.md).",
+)
+@click.option(
     "--foreground/--no-foreground",
     default=True,
     show_default=True,
@@ -224,6 +232,7 @@ def remove(
     combine: bool,
     refine: bool,
     flip: bool,
+    pipeline: str,
     foreground: bool,
     quiet: bool,
 ) -> None:
@@ -245,6 +254,7 @@ def remove(
             foreground=foreground,
             flip=flip,
             combine=combine,
+            pipeline=pipeline,
         )
     except ClearbgError as exc:
         fail(exc)
@@ -256,6 +266,8 @@ def remove(
     threads = 1 if len(jobs) > 1 and side_by_side_workers() >= 2 else None
     try:
         engine.session(opts.model, threads)  # load (and verify) the model once, before any photo
+        if opts.partner is not None:
+            engine.session(opts.partner, threads)
         if opts.combine:
             engine.companion(opts.model, threads)
     except ClearbgError as exc:

@@ -69,7 +69,9 @@ def remove_many(
             key, fut = decoding.popleft()
             feed()
             try:
-                result = engine.predict(fut.result(), options.flip, combine=options.combine)
+                result = engine.predict(
+                    fut.result(), options.flip, combine=options.combine, partner=options.partner
+                )
                 writing.append((key, writer.submit(finish, result)))
             except ClearbgError as exc:
                 writing.append((key, exc))

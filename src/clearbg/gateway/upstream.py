@@ -62,7 +62,12 @@ class EngineUpstream:
         def work() -> Cutout:
             started = time.perf_counter()
             mask = self.engine.mask(
-                probe, options.model, options.flip, combine=options.combine, decoded=reserve
+                probe,
+                options.model,
+                options.flip,
+                combine=options.combine,
+                partner=options.partner,
+                decoded=reserve,
             )
             cut = self.engine.finish(mask, options)
             cut.timings["total"] = time.perf_counter() - started
