@@ -21,6 +21,8 @@ from clearbg.settings import EngineSettings
 from tests.conftest import PHOTOS
 
 PIP = (sys.executable, "-m", "pip")
+# pip with no index it can reach (port 9 on this machine: nothing listens)
+OFFLINE = ("--isolated", "--retries", "0", "--index-url", "http://127.0.0.1:9/simple")
 U2NETP = MODELS["u2netp"]
 # u2netp has one Conv whose int8 weights alone break its mask (one large weight in a channel of
 # small ones; ``bench/variant.py`` finds it by bisection): kept in fp32, the rest quantises well
@@ -148,8 +150,7 @@ def test_a_build_without_its_photos_fails_and_stores_nothing(
 ) -> None:
     monkeypatch.setitem(MODELS, TEST_BUILD.name, TEST_BUILD)
     folder = models_with_u2netp(tmp_path / "models", u2netp_file)
-    offline = ("--isolated", "--retries", "0", "--index-url", "http://127.0.0.1:9/simple")
-    store = ModelStore(folder, pip_cmd=(*PIP, *offline))
+    store = ModelStore(folder, pip_cmd=(*PIP, *OFFLINE))
     with pytest.raises(ModelDownloadError, match="could not fetch u2netp-int8"):
         store.pull(TEST_BUILD.name)
     assert sorted(p.name for p in folder.iterdir() if not p.name.startswith(".u2netp")) == [
@@ -167,3 +168,15 @@ def test_a_built_model_without_a_recorded_checksum_is_not_trusted(
     assert not store.state(store.spec("u2netp-int8")).verified
     with pytest.raises(ModelChecksumError, match="no recorded checksum"):
         store.ensure("u2netp-int8")
+
+
+def test_building_without_onnx_says_which_extra_to_install(
+    tmp_path: Path, u2netp_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(MODELS, TEST_BUILD.name, TEST_BUILD)
+    monkeypatch.setitem(sys.modules, "onnx", None)  # as if it were not installed
+    folder = models_with_u2netp(tmp_path / "models", u2netp_file)
+    with pytest.raises(ModelBuildError, match=r"pip install 'clearbg\[int8\]'") as info:
+        ModelStore(folder, pip_cmd=(*PIP, *OFFLINE)).pull(TEST_BUILD.name)
+    assert info.value.code == "model_build_failed"
+    assert not (folder / "u2netp-int8.onnx").exists()

@@ -191,8 +191,9 @@ class QuantizedSource:
         return f"int8 from {self.base}"
 
     def fetch(self, dest: Path, store: ModelStore, work: Path, progress: Progress | None) -> None:
-        from clearbg.engine.quantize import build_int8
+        from clearbg.engine.quantize import build_int8, require_onnx
 
+        require_onnx()  # before fetching anything
         src = store.pull(self.base, progress)
         base = store.spec(self.base)
         build_int8(base, src, dest, store.pip_cmd, work, self.keep_fp32, progress)

@@ -49,6 +49,7 @@ __all__ = [
     "fetch_photos",
     "quantize",
     "quantize_checked",
+    "require_onnx",
 ]
 
 Progress = Callable[[str], None]
@@ -191,7 +192,8 @@ class _Reader:
         return next(self._feeds, None)
 
 
-def _onnx() -> Any:
+def require_onnx() -> Any:
+    """The ``onnx`` module, which building needs (and running does not)."""
     try:
         import onnx
     except ImportError as exc:
@@ -211,7 +213,7 @@ def quantize(
 ) -> None:
     """``src`` (fp32) -> ``dest`` (int8 QDQ), calibrated on ``tensors``; the nodes named in
     ``keep_fp32`` (after ORT's pre-processing) are left in fp32."""
-    onnx = _onnx()
+    onnx = require_onnx()
     from onnx import version_converter
     from onnxruntime.quantization import (
         CalibrationMethod,
