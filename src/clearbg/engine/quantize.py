@@ -212,10 +212,8 @@ def quantize(
     input_name: str,
     tensors: Sequence[Tensor],
     work: Path,
-    keep_fp32: Sequence[str] = (),
 ) -> None:
-    """``src`` (fp32) -> ``dest`` (int8 QDQ), calibrated on ``tensors``; the nodes named in
-    ``keep_fp32`` (after ORT's pre-processing) are left in fp32."""
+    """``src`` (fp32) -> ``dest`` (int8 QDQ), calibrated on ``tensors``."""
     onnx = require_onnx()
     from onnx import version_converter
     from onnxruntime.quantization import (
@@ -246,7 +244,6 @@ def quantize(
             # s8 in pairs summed into 16 bits, which saturate with full-range weights
             reduce_range=True,
             calibrate_method=CalibrationMethod.MinMax,
-            nodes_to_exclude=list(keep_fp32),
             # no CalibMaxIntermediateOutputs: ONNX Runtime 1.32 drops every full batch of
             # outputs unmeasured, calibrating on the last few views alone (the calibration
             # model's extra outputs are each tensor's min and max: all views fit in memory)
@@ -278,13 +275,12 @@ def quantize_checked(
     dest: Path,
     tensors: Sequence[Tensor],
     work: Path,
-    keep_fp32: Sequence[str] = (),
     progress: Progress | None = None,
 ) -> BuildCheck:
     """``quantize``, then ``check``: ``ModelBuildError`` if the masks disagree."""
     say = progress or (lambda _msg: None)
     say(f"  quantising {spec.name} on {len(tensors)} views (minutes)")
-    quantize(src, dest, spec.input_name, tensors, work, keep_fp32)
+    quantize(src, dest, spec.input_name, tensors, work)
     result = check(spec, src, dest, tensors)
     say(f"  {result.describe(spec.name)}")
     if not result.passed():
@@ -300,7 +296,6 @@ def build_int8(
     dest: Path,
     pip_cmd: Sequence[str],
     work: Path,
-    keep_fp32: Sequence[str] = (),
     progress: Progress | None = None,
 ) -> BuildCheck:
     """Quantise ``spec``'s verified fp32 file ``src`` into ``dest``, calibrated on every view
@@ -308,4 +303,4 @@ def build_int8(
     if progress:
         progress(f"  calibration photos: {CALIBRATION.describe()}")
     tensors = calibration_tensors(spec, fetch_photos(pip_cmd, work))
-    return quantize_checked(spec, src, dest, tensors, work, keep_fp32, progress)
+    return quantize_checked(spec, src, dest, tensors, work, progress)
