@@ -63,11 +63,12 @@ def built(
     floor lowered so that it is stored."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setitem(MODELS, TEST_BUILD.name, TEST_BUILD)
-        mp.setattr(quantize, "MEAN_IOU_FLOOR", 0.0)
         store = ModelStore(models_with_u2netp(tmp_path_factory.mktemp("m") / "m", u2netp_file))
         store.pip_cmd = PIP
         messages: list[str] = []
-        store.pull(TEST_BUILD.name, progress=messages.append)
+        with pytest.MonkeyPatch.context() as floor:  # for this build only
+            floor.setattr(quantize, "MEAN_IOU_FLOOR", 0.0)
+            store.pull(TEST_BUILD.name, progress=messages.append)
         yield store, messages
 
 
