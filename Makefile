@@ -58,6 +58,8 @@ bench: setup
 	command -v wrk >/dev/null || apt-get install -y -q wrk || true
 	$(BIN)/python bench/gateway_bench.py --data $(DATA)
 	$(BIN)/python bench/variant.py --limit 50 --calib 50
+	$(BIN)/clearbg models pull u2net-int8
+	$(BIN)/python bench/int8_bench.py --data $(DATA)
 
 clean:
 	rm -rf $(VENV) out bench/out

@@ -55,6 +55,7 @@ ends with, so the three edges (HTTP, CLI, SDK) translate errors in one place eac
     │   ├── ModelMissingError         503 model_missing
     │   ├── ModelChecksumError        503 model_corrupt
     │   ├── ModelDownloadError        503 model_download_failed
+    │   ├── ModelBuildError           503 model_build_failed    (an int8 build failed its check)
     │   └── ModelLoadError            503 model_load_failed
     └── OutputError                   500 output_failed         exit 5
 """
@@ -86,6 +87,7 @@ __all__ = [
     "MissingApiKeyError",
     "MissingAppKeyError",
     "MissingImageError",
+    "ModelBuildError",
     "ModelChecksumError",
     "ModelDownloadError",
     "ModelError",
@@ -412,6 +414,13 @@ class ModelChecksumError(ModelError):
 
 class ModelDownloadError(ModelError):
     code = "model_download_failed"
+
+
+class ModelBuildError(ModelError):
+    """A model built on this machine (``u2net-int8``) could not be built, or its masks
+    disagree with the model it was built from; nothing was stored."""
+
+    code = "model_build_failed"
 
 
 class ModelLoadError(ModelError):

