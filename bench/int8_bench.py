@@ -40,8 +40,9 @@ TARGET_IOU = 0.98  # mean IoU against fp32 u2net's masks, each set
 SETS = ("pascal", "ecssd")
 
 
-def folder(args: argparse.Namespace) -> tuple[str, str, bool]:
-    rembg = prepare_rembg(argparse.Namespace(out=args.out, rembg_spec=args.rembg_spec, model=BASE))
+def folder(args: argparse.Namespace, weights: Path) -> tuple[str, str, bool]:
+    ns = argparse.Namespace(out=args.out, rembg_spec=args.rembg_spec, model=BASE)
+    rembg = prepare_rembg(ns, weights)
     photos = bench_photos(args.data)
     runs = args.folder_runs
     section(f"folder of {len(photos)} photos, whole process, median of {runs}, alternating")
@@ -132,9 +133,9 @@ def main() -> int:
     rows = []
     try:
         engine.store.ensure(MODEL)
-        engine.store.ensure(BASE)
+        weights = engine.store.ensure(BASE)
         if "folder" in only:
-            rows.append(folder(args))
+            rows.append(folder(args, weights))
         rows += [agreement(args, engine, name) for name in SETS if name in only]
     except BenchError as exc:
         print(f"\nint8 bench: {exc}", file=sys.stderr)
