@@ -15,9 +15,9 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 PHOTOS = DATA / "photos"
 
-# u2netp's companion is u2net (176 MB), which `make test` does not fetch: the suite runs each
-# model alone (here and in every server it starts), and tests/engine/test_combine.py turns
-# combining on with a companion it has.
+# `make test` fetches u2netp only (which has no companion): the suite runs each model alone
+# (here and in every server it starts), and tests/engine/test_combine.py turns combining on
+# with a companion it has.
 os.environ.setdefault("CLEARBG_ENGINE__COMBINE", "false")
 
 

@@ -424,7 +424,7 @@ def test_an_rgba_photo_is_refined_as_its_rgb_twin(
     if own == "opaque":
         assert np.array_equal(got, want)
     seen = (got[..., 3] > 0) & (want[..., 3] > 0)
-    assert seen.mean() > 0.2
+    assert seen.mean() > 0.15  # the car: about a fifth of the photo (none of its faint haze)
     assert np.array_equal(got[seen, :3], want[seen, :3])
 
 
