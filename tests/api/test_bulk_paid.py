@@ -124,7 +124,8 @@ def test_bulk_images_count_in_usage_like_the_ledger(tmp_path: Path, api_engine: 
 
 def test_every_option_survives_a_round_trip_through_its_text() -> None:
     changed = RemoveOptions(
-        model="u2netp",
+        model="isnet",  # the best pipeline's model
+        pipeline="best",
         size="preview",
         format="jpg",
         bg_color=(16, 32, 48, 255),
