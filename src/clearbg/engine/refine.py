@@ -226,9 +226,8 @@ def estimate_foreground(
     Where alpha is 1 the photo is returned unchanged.
 
     Each colour plane is fused on its own, two of them on ``pool`` if one is given: a plane is
-    a contiguous 2-D array, where HxWx3 arithmetic against an HxWx1 alpha ran numpy's slow
-    broadcasting loops (1.5 MP: 226 ms -> 129 ms on one thread, 90 ms with the pool; the
-    very same bytes).
+    a contiguous 2-D array, where HxWx3 arithmetic against an HxWx1 alpha runs numpy's slow
+    broadcasting loops (the same bytes in less than half the time: docs/performance-notes.md).
     """
     if alpha.shape != rgb.shape[:2]:
         raise ValueError(f"alpha {alpha.shape} and photo {rgb.shape[:2]} differ in size")
