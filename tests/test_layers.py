@@ -26,31 +26,10 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "clearbg"
 # test_every_module_has_a_layer fails: a service package goes in the middle tier and is added
 # to the rows of the outer layers that use it; a module every layer may use goes in the
 # innermost tier next to errors and settings.
+_INNER = {"paid", "accounts", "gateway", "jobs", "engine", "store", "errors", "settings"}
 LAYERS: dict[str, set[str]] = {
-    "cli": {
-        "__init__",
-        "api",
-        "paid",
-        "accounts",
-        "gateway",
-        "jobs",
-        "engine",
-        "store",
-        "errors",
-        "settings",
-    },
-    "api": {
-        "__init__",
-        "console",
-        "paid",
-        "accounts",
-        "gateway",
-        "jobs",
-        "engine",
-        "store",
-        "errors",
-        "settings",
-    },
+    "cli": {"__init__", "api", *_INNER},
+    "api": {"__init__", "console", *_INNER},
     "console": {"__init__", "accounts", "gateway", "store", "errors", "settings"},
     "__init__": {"engine", "client", "errors"},
     "jobs": {"paid", "accounts", "gateway", "engine", "store", "errors", "settings"},
