@@ -57,7 +57,8 @@ ends with, so the three edges (HTTP, CLI, SDK) translate errors in one place eac
     │   ├── ModelDownloadError        503 model_download_failed
     │   ├── ModelBuildError           503 model_build_failed    (an int8 build failed its check)
     │   └── ModelLoadError            503 model_load_failed
-    └── OutputError                   500 output_failed         exit 5
+    ├── OutputError                   500 output_failed         exit 5
+    └── SettingsError                 500 bad_settings          exit 6  (a process cannot start)
 """
 
 from __future__ import annotations
@@ -101,6 +102,7 @@ __all__ = [
     "RateLimitedError",
     "RequestTimeoutError",
     "RetryLaterError",
+    "SettingsError",
     "SignInError",
     "SignInRequiredError",
     "TooManyPixelsError",
@@ -432,3 +434,11 @@ class OutputError(ClearbgError):
 
     code = "output_failed"
     exit_code = 5
+
+
+class SettingsError(ClearbgError):
+    """A setting names a database, queue, limit store or bucket the process cannot use; it
+    stops at start. The message names the setting."""
+
+    code = "bad_settings"
+    exit_code = 6

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -73,7 +73,17 @@ class ServerSettings(BaseModel):
 
 
 class DatabaseSettings(BaseModel):
-    url: str = Field(default="", description="SQLAlchemy URL; empty: SQLite in the data folder")
+    """The store: SQLite in the data folder by default, PostgreSQL at scale."""
+
+    url: str = Field(
+        default="",
+        description="SQLAlchemy URL, e.g. postgresql+psycopg://user:pw@host/db; empty: SQLite "
+        "in the data folder",
+    )
+    pool_size: int = Field(default=5, ge=1, description="connections kept open per process")
+    max_overflow: int = Field(
+        default=10, ge=0, description="connections opened beyond pool_size under load"
+    )
 
 
 class JobsSettings(BaseModel):
@@ -81,7 +91,13 @@ class JobsSettings(BaseModel):
 
     huey_url: str = Field(default="", description="redis://... ; empty: SQLite in the data folder")
     consumer: bool = Field(default=True, description="run the job consumer inside `serve`")
-    workers: int = Field(default=1, ge=1)
+    workers: int = Field(default=1, ge=1, description="jobs run at once by one consumer")
+    lease_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        description="on Redis: a job whose worker has not said it is alive for this long is "
+        "queued again",
+    )
     results_ttl_hours: float = Field(default=24.0, gt=0)
     callback_secret: str = Field(
         default="", description="HMAC key for callbacks; empty: per data dir"
@@ -97,8 +113,25 @@ class JobsSettings(BaseModel):
 
 
 class LimitSettings(BaseModel):
+    """Rate limits, the console's sign-in throttle: in process memory, or shared in Redis."""
+
     storage_url: str = Field(default="memory://", description="`limits` storage, e.g. redis://")
     per_minute: int = Field(default=120, ge=1, description="requests per minute per key")
+
+
+class StorageSettings(BaseModel):
+    """Where bulk inputs, results and idempotent replays live: a folder, or an S3 bucket.
+
+    The S3 credentials are the usual ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY`` and
+    ``AWS_REGION`` variables, read by the S3 client itself.
+    """
+
+    url: str = Field(
+        default="", description="s3://bucket/prefix; empty: the results folder of the data dir"
+    )
+    endpoint_url: str = Field(
+        default="", description="S3 endpoint of a non-AWS store (SeaweedFS, MinIO ...)"
+    )
 
 
 class CreditSettings(BaseModel):
@@ -160,6 +193,7 @@ class Settings(BaseSettings):
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     jobs: JobsSettings = Field(default_factory=JobsSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
+    storage: StorageSettings = Field(default_factory=StorageSettings)
     credits: CreditSettings = Field(default_factory=CreditSettings)
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
     admin: AdminSettings = Field(default_factory=AdminSettings)
@@ -172,3 +206,22 @@ class Settings(BaseSettings):
     @property
     def results_dir(self) -> Path:
         return self.server.data_dir / "results"
+
+    @property
+    def shared(self) -> bool:
+        """True when the store is not SQLite: several processes, maybe several machines."""
+        return not self.database_url.startswith("sqlite")
+
+    @model_validator(mode="after")
+    def _secrets_set_when_shared(self) -> Settings:
+        # a per-data-dir secret would differ between machines: cookies signed by one API
+        # process refused by the next, callbacks signed with keys nobody knows
+        if self.shared:
+            for name, value in (
+                ("CLEARBG_CONSOLE__SECRET", self.console.secret),
+                ("CLEARBG_JOBS__CALLBACK_SECRET", self.jobs.callback_secret),
+                ("CLEARBG_GATEWAY__IP_HASH_SECRET", self.gateway.ip_hash_secret),
+            ):
+                if not value:
+                    raise ValueError(f"{name} must be set when CLEARBG_DATABASE__URL is not SQLite")
+        return self

@@ -130,7 +130,8 @@ def test_results_expire(server: Server) -> None:
         ctx = server.services.queue.ctx
         assert bulk.expire_jobs(ctx, now=datetime.now(UTC) + timedelta(days=2)) >= 1
         assert c.get(f"/v1/bulk/{job_id}").status_code == 404
-        assert not ctx.folder(job_id).exists()
+        assert ctx.files.sizes(bulk.job_prefix(job_id)) == {}
+        assert not (server.settings.results_dir / "jobs" / job_id).exists()
 
 
 class _Receiver(BaseHTTPRequestHandler):

@@ -27,7 +27,8 @@ from clearbg.jobs import bulk
 from clearbg.jobs.queue import JobQueue, ttl
 from clearbg.paid.service import PaidCalls
 from clearbg.settings import Settings
-from clearbg.store.db import make_engine, migrate, read_sessions, sessions
+from clearbg.store.db import open_store, read_sessions, sessions
+from clearbg.store.files import make_files
 from clearbg.store.models import UsageRecord
 from clearbg.store.writer import GroupWriter
 
@@ -35,11 +36,13 @@ log = logging.getLogger("clearbg.api")
 
 
 def build_services(settings: Settings, engine: Engine | None = None) -> Services:
+    """Everything a process of the API or a worker needs, each part checked: a database,
+    Redis or bucket it cannot use stops it here with a ``SettingsError`` naming the setting."""
     settings.server.data_dir.mkdir(parents=True, exist_ok=True)
-    settings.results_dir.mkdir(parents=True, exist_ok=True)
-    migrate(settings.database_url)
+    files = make_files(settings)
+    files.check()
+    db_engine = open_store(settings)  # SQLite: migrated; PostgreSQL: checked current
     metrics = Metrics()
-    db_engine = make_engine(settings.database_url)
     factory = sessions(db_engine)
     engine = engine or Engine(settings.engine)
     gw = settings.gateway
@@ -74,14 +77,17 @@ def build_services(settings: Settings, engine: Engine | None = None) -> Services
         fetcher,
         upstream_client,
         _secret(settings, settings.gateway.ip_hash_secret, "ip-hash.secret").encode(),
+        files,
     )
     ctx = bulk.JobContext(
         sessions=factory,
         paid=paid,
-        results_dir=settings.results_dir,
+        files=files,
         ttl=ttl(settings),
         side_by_side=settings.jobs.side_by_side or None,
     )
+    queue = JobQueue(settings, ctx, _callback_secret(settings), fetcher)
+    queue.check()
     return Services(
         settings=settings,
         sessions=factory,
@@ -91,7 +97,7 @@ def build_services(settings: Settings, engine: Engine | None = None) -> Services
         engine=engine,
         metrics=metrics,
         paid=paid,
-        queue=JobQueue(settings, ctx, _callback_secret(settings), fetcher),
+        queue=queue,
         fetcher=fetcher,
     )
 
@@ -141,6 +147,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         svc.usage_writer.close()
         svc.directory.close()
         svc.queue.stop_consumer()
+        svc.metrics.close()
         if engine is None:
             svc.engine.close()
 
@@ -167,3 +174,12 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app.add_middleware(Bodies, server=settings.server, trusted=svc.paid.trusted)
     app.add_middleware(Observe, services=lambda: svc, paths=lambda: list(app.openapi()["paths"]))
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one ``clearbg serve --workers N`` process: settings from the environment."""
+    from clearbg.api.server import ServedH11
+
+    settings = Settings()
+    ServedH11.header_timeout = settings.server.header_timeout
+    return create_app(settings)

@@ -1,10 +1,30 @@
-"""Prometheus metrics on a registry of the app's own (so tests can build several apps)."""
+"""Prometheus metrics on a registry of the app's own (so tests can build several apps).
+
+Under ``clearbg serve --workers N`` prometheus-client runs in its multiprocess mode (each
+process writes its values to files in one folder): ``/metrics`` of any process answers the sum
+over all of them.
+"""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+import os
 
-__all__ = ["Metrics"]
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+    values,
+)
+
+__all__ = ["Metrics", "multiprocess_mode"]
+
+
+def multiprocess_mode() -> bool:
+    """True when prometheus-client keeps its values in shared files (set at its import)."""
+    return values.ValueClass is not values.MutexValue
 
 
 class Metrics:
@@ -29,6 +49,7 @@ class Metrics:
             "Photos waiting for the engine",
             ["queue"],
             registry=self.registry,
+            multiprocess_mode="livemax",  # several processes: the deepest
         )
 
         # the gateway, by application id (never by client IP: bounded cardinality)
@@ -47,4 +68,13 @@ class Metrics:
         )
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        if not multiprocess_mode():
+            return generate_latest(self.registry)
+        merged = CollectorRegistry()
+        multiprocess.MultiProcessCollector(merged)  # type: ignore[no-untyped-call]
+        return generate_latest(merged)
+
+    def close(self) -> None:
+        """This process stops: its live gauges leave the sum."""
+        if multiprocess_mode():
+            multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]

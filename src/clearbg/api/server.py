@@ -25,7 +25,7 @@ from clearbg.api.problems import PROBLEM, problem_body
 from clearbg.errors import ClearbgError, MalformedRequestError, RequestTimeoutError
 from clearbg.settings import ServerSettings
 
-__all__ = ["ProblemH11", "uvicorn_config"]
+__all__ = ["ProblemH11", "ServedH11", "uvicorn_config"]
 
 
 def uvicorn_config(app: FastAPI, server: ServerSettings, log_level: str = "") -> uvicorn.Config:
@@ -115,3 +115,8 @@ class ProblemH11(H11Protocol):
             )
             self.transport.write(problem_response(error))
             self.transport.close()
+
+
+class ServedH11(ProblemH11):
+    """The protocol of ``clearbg serve --workers N``: uvicorn passes it by reference to each
+    process, whose app (``clearbg.api.app.app_from_environment``) sets its header timeout."""

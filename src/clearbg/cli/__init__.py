@@ -15,6 +15,8 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     "remove": ("clearbg.cli.remove", "remove", "Remove the background of photos."),
     "models": ("clearbg.cli.models", "models", "List, fetch, verify and register models."),
     "serve": ("clearbg.cli.serve", "serve", "Run the HTTP API."),
+    "worker": ("clearbg.cli.worker", "worker", "Run the bulk-job consumer alone."),
+    "migrate": ("clearbg.cli.migrate", "migrate", "Apply the database migrations."),
     # clearbg.cli.users adds `admin users` to the admin group of clearbg.cli.admin
     "admin": ("clearbg.cli.users", "admin", "Applications, keys, credits, usage and users."),
 }

@@ -8,13 +8,11 @@ once: the ledger row's reference is ``job:<id>:<n>`` and unique, so an image tha
 
 from __future__ import annotations
 
-import os
 import secrets
-import shutil
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -24,6 +22,7 @@ from clearbg.engine import Cutout, RemoveOptions
 from clearbg.engine.batch import side_by_side_workers
 from clearbg.errors import ClearbgError, InvalidOptionError, NotFoundError, OutputError
 from clearbg.paid.service import PaidCalls
+from clearbg.store.files import Files
 from clearbg.store.models import ApiKey, BulkImage, BulkJob, utcnow
 
 MAX_IMAGES = 50
@@ -38,16 +37,29 @@ class Upload:
 
 @dataclass
 class JobContext:
-    """What processing needs: database, the paid-call service, results folder."""
+    """What processing needs: database, the paid-call service, where files live."""
 
     sessions: sessionmaker[Session]
     paid: PaidCalls
-    results_dir: Path
+    files: Files
     ttl: timedelta
     side_by_side: int | None = None  # photos at once (None: one per core, at most 4)
+    on_image: Callable[[bool], None] | None = None  # told True (delivered) or False (failed)
 
-    def folder(self, job_id: str) -> Path:
-        return self.results_dir / "jobs" / job_id
+
+def job_prefix(job_id: str) -> str:
+    return f"jobs/{job_id}/"
+
+
+def input_key(job_id: str, n: int) -> str:
+    return f"jobs/{job_id}/in/{n}"
+
+
+RESULT_TYPES = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
+
+
+def result_key(job_id: str, n: int, media_type: str) -> str:
+    return f"jobs/{job_id}/out/{n}.{RESULT_TYPES[media_type]}"
 
 
 def create_job(
@@ -62,10 +74,8 @@ def create_job(
     if not 1 <= len(uploads) <= MAX_IMAGES:
         raise InvalidOptionError("image", f"send 1 to {MAX_IMAGES} images, not {len(uploads)}")
     job_id = "job_" + secrets.token_hex(8)
-    folder = ctx.folder(job_id) / "in"
-    folder.mkdir(parents=True, exist_ok=True)
     for n, up in enumerate(uploads):
-        (folder / str(n)).write_bytes(up.data)
+        ctx.files.put(input_key(job_id, n), up.data)
     with ctx.sessions.begin() as db:
         job = BulkJob(
             id=job_id,
@@ -104,8 +114,8 @@ def process_job(ctx: JobContext, job_id: str) -> bool:
         key_id = job.api_key_id
     # the largest uploads first: photos run side by side, and a big one left for last would
     # run alone while the other cores wait
-    inputs = ctx.folder(job_id) / "in"
-    todo = sorted(todo, key=lambda n: -_size(inputs / str(n)))
+    sizes = ctx.files.sizes(f"{job_prefix(job_id)}in/")
+    todo = sorted(todo, key=lambda n: -sizes.get(input_key(job_id, n), 0))
     workers = max(1, side_by_side_workers(ctx.side_by_side))
     threads = 1 if workers >= 2 else None
 
@@ -133,7 +143,7 @@ def _run_image(
                 return False
             if img.status == "queued":
                 img.status = "processing"
-        data = (ctx.folder(job_id) / "in" / str(n)).read_bytes()
+        data = ctx.files.get(input_key(job_id, n))
         delivered: bool = ctx.paid.job_image(
             key_id,
             data,
@@ -142,24 +152,20 @@ def _run_image(
             lambda db, cut, cents: _store_result(ctx, db, job_id, n, cut, cents),
             threads,
         )
+        if ctx.on_image is not None and delivered:
+            ctx.on_image(True)
         return delivered
     except IntegrityError:  # another run of this image charged it in the same transaction
         return True  # that stored and delivered it
     except ClearbgError as exc:
-        for left in (ctx.folder(job_id) / "out").glob(f"{n}.*"):
-            left.unlink(missing_ok=True)  # stored, then not charged (short of credits)
+        # stored, then not charged (short of credits): nothing of it may stay
+        for media_type in RESULT_TYPES:
+            ctx.files.delete(result_key(job_id, n, media_type))
         _fail(ctx, job_id, n, exc)
         return True
     except OSError as exc:
         _fail(ctx, job_id, n, OutputError(f"the upload cannot be read: {exc.strerror}"))
         return True
-
-
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0  # read() will say what is wrong with it
 
 
 def _store_result(
@@ -171,11 +177,7 @@ def _store_result(
     img = db.get(BulkImage, (job_id, n))
     if job is None or img is None or job.status != "processing" or img.status in TERMINAL:
         return False
-    out = ctx.folder(job_id) / "out" / f"{n}.{cut.extension}"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".part")
-    tmp.write_bytes(cut.data)
-    os.replace(tmp, out)
+    ctx.files.put(result_key(job_id, n, cut.media_type), cut.data)
     _deliver(img, cut, cents)
     return True
 
@@ -187,6 +189,8 @@ def _deliver(img: BulkImage, cut: Cutout, cents: int) -> None:
 
 
 def _fail(ctx: JobContext, job_id: str, n: int, exc: ClearbgError) -> None:
+    if ctx.on_image is not None:
+        ctx.on_image(False)
     with ctx.sessions.begin() as db:
         img = db.get(BulkImage, (job_id, n))
         if img is not None and img.status not in TERMINAL:
@@ -244,5 +248,5 @@ def expire_jobs(ctx: JobContext, now: datetime | None = None) -> int:
         ).all()
         for job in jobs:
             job.status = "expired"
-            shutil.rmtree(ctx.folder(job.id), ignore_errors=True)
+            ctx.files.delete_prefix(job_prefix(job.id))
         return len(jobs)

@@ -1,20 +1,21 @@
 """``Idempotency-Key``: the first response is stored and replayed; a retry never pays twice.
 
 Same key with another payload: 422. Same key while the first request still runs: 409. A
-request that failed leaves nothing behind, so it can be retried with the same key.
+request that failed leaves nothing behind, so it can be retried with the same key. The key is
+taken with a unique row in the database, the stored body lives in the file store: both are
+shared by every process.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from pathlib import Path
 
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from clearbg.errors import IdempotencyConflictError, IdempotencyMismatchError, InvalidOptionError
+from clearbg.store.files import Files
 from clearbg.store.models import IdempotencyRecord
 
 __all__ = ["Answer", "Idempotency"]
@@ -35,13 +36,13 @@ class Idempotency:
     def __init__(
         self,
         sessions: sessionmaker[Session],
-        folder: Path,
+        files: Files,
         key_id: int,
         header: str | None,
         fingerprint: str,
     ) -> None:
         self.sessions = sessions
-        self.folder = folder
+        self.files = files
         self.key_id = key_id
         self.header = header.strip() if header else None
         self.fingerprint = fingerprint
@@ -83,24 +84,21 @@ class Idempotency:
             raise IdempotencyConflictError("the first request with this Idempotency-Key is running")
         headers = dict(rec.headers or {})
         headers["Idempotent-Replayed"] = "true"
-        return Answer(rec.status or 200, headers, Path(rec.body_path).read_bytes())
+        return Answer(rec.status or 200, headers, self.files.get(rec.body_path))
 
     def finish(self, answer: Answer) -> Answer:
         """Store the answer for replays (nothing to do without an Idempotency-Key)."""
         if self.record_id is None:
             return answer
-        self.folder.mkdir(parents=True, exist_ok=True)
-        path = self.folder / f"{self.record_id}.bin"
-        tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(answer.body)
-        os.replace(tmp, path)
+        stored = f"idempotency/{self.record_id}.bin"
+        self.files.put(stored, answer.body)
         keep = {k: v for k, v in answer.headers.items() if k.lower() != "content-length"}
         with self.sessions.begin() as db:
             rec = db.get(IdempotencyRecord, self.record_id)
             if rec is None:
                 raise IdempotencyConflictError("the Idempotency-Key record went away")
             rec.state, rec.status, rec.headers = "done", answer.status, keep
-            rec.body_path = str(path)
+            rec.body_path = stored
         return answer
 
     def abandon(self) -> None:

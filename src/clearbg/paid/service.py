@@ -50,6 +50,7 @@ from clearbg.paid.context import CallContext
 from clearbg.paid.idempotency import Idempotency
 from clearbg.paid.throttles import Throttles, enforce
 from clearbg.settings import Settings
+from clearbg.store.files import Files
 from clearbg.store.models import ApiKey, Application, UsageRecord
 
 __all__ = ["Caller", "GatewayCaller", "PaidCalls"]
@@ -87,6 +88,7 @@ class PaidCalls:
         fetcher: Fetcher,
         upstream_client: httpx.AsyncClient,
         ip_secret: bytes,
+        files: Files,
     ) -> None:
         self.settings = settings
         self.sessions = sessions
@@ -97,6 +99,7 @@ class PaidCalls:
         self.fetcher = fetcher
         self.upstream_client = upstream_client
         self.ip_secret = ip_secret
+        self.files = files
         self.trusted = anonymous.parse_networks(settings.gateway.trusted_proxies)
         self.throttles = Throttles(settings.limits.storage_url)
         self.local = EngineUpstream(engine, limit)
@@ -198,8 +201,7 @@ class PaidCalls:
     # the paid call ----------------------------------------------------------------------
 
     def idempotency(self, caller: Caller, header: str | None, fingerprint: str) -> Idempotency:
-        folder = self.settings.results_dir / "idempotency"
-        return Idempotency(self.sessions, folder, caller.key.id, header, fingerprint)
+        return Idempotency(self.sessions, self.files, caller.key.id, header, fingerprint)
 
     def cost(self, options: RemoveOptions) -> int:
         c = self.settings.credits

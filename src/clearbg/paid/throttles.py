@@ -1,6 +1,7 @@
 """Requests per minute per key, client IP or application, in moving windows: in process memory
 by default (``MemoryWindows``), in ``limits``' storage when one is configured (Redis: shared by
-every server process)."""
+every server process, counted by one Lua script per hit, so parallel requests on several
+processes never pass more than the limit)."""
 
 from __future__ import annotations
 
@@ -9,14 +10,28 @@ import time
 from dataclasses import dataclass
 
 from limits import RateLimitItemPerMinute
-from limits.storage import storage_from_string
+from limits.errors import ConfigurationError
+from limits.storage import Storage, storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
-from clearbg.errors import RateLimitedError
+from clearbg.errors import RateLimitedError, SettingsError
 from clearbg.paid.context import CallContext
 from clearbg.paid.windows import MemoryWindows
 
-__all__ = ["Throttles", "Window", "enforce"]
+__all__ = ["Throttles", "Window", "enforce", "shared_storage"]
+
+
+def shared_storage(url: str) -> Storage:
+    """``limits``' storage for ``url`` (CLEARBG_LIMITS__STORAGE_URL), checked reachable."""
+    try:
+        storage = storage_from_string(url)
+    except ConfigurationError as exc:
+        raise SettingsError(f"CLEARBG_LIMITS__STORAGE_URL cannot be used: {exc}") from exc
+    if not isinstance(storage, Storage):
+        raise SettingsError(f"CLEARBG_LIMITS__STORAGE_URL: {url} is an asyncio storage")
+    if not storage.check():
+        raise SettingsError(f"CLEARBG_LIMITS__STORAGE_URL: {url} cannot be reached")
+    return storage
 
 
 @dataclass(frozen=True)
@@ -44,7 +59,7 @@ class Throttles:
         self.limiter: MemoryWindows | MovingWindowRateLimiter = (
             MemoryWindows(60)
             if storage_url.startswith("memory://")
-            else MovingWindowRateLimiter(storage_from_string(storage_url))
+            else MovingWindowRateLimiter(shared_storage(storage_url))
         )
 
     def take(self, ident: str, per_minute: int) -> Window:

@@ -1,16 +1,25 @@
-"""Engine and sessions for a database URL; migrations run with Alembic at start-up."""
+"""Engine and sessions for a database URL; Alembic migrations.
+
+SQLite (one machine) is migrated at start-up by the process that opens it. A shared store
+(PostgreSQL) is migrated once by ``clearbg migrate``; the API and worker processes only check
+that its schema is current (``open_store``) and refuse to start otherwise.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
+
+from clearbg.errors import SettingsError
+from clearbg.settings import Settings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, pool_size: int = 5, max_overflow: int = 10) -> Engine:
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
@@ -37,7 +46,50 @@ def make_engine(url: str) -> Engine:
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    return create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=max_overflow)
+
+
+def open_store(settings: Settings, migrate_sqlite: bool = True) -> Engine:
+    """The store's engine, checked: reachable, and its schema current (SQLite is migrated
+    here unless ``migrate_sqlite`` is False). ``SettingsError`` naming the setting otherwise."""
+    url = settings.database_url
+    if url.startswith("sqlite") and migrate_sqlite:
+        migrate(url)
+    db = settings.database
+    try:
+        engine = make_engine(url, db.pool_size, db.max_overflow)
+    except (SQLAlchemyError, ImportError, ValueError) as exc:
+        raise SettingsError(f"CLEARBG_DATABASE__URL cannot be used: {_first_line(exc)}") from exc
+    if not url.startswith("sqlite"):
+        current, head = revisions(engine)
+        if current != head:
+            engine.dispose()
+            raise SettingsError(
+                f"the database of CLEARBG_DATABASE__URL is at schema {current or 'none'}, not "
+                f"{head}: run `clearbg migrate` first"
+            )
+    return engine
+
+
+def revisions(engine: Engine) -> tuple[str | None, str | None]:
+    """(the database's Alembic revision, the newest one this code knows)."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory(str(MIGRATIONS))
+    try:
+        with engine.connect() as conn:
+            current = MigrationContext.configure(conn).get_current_revision()
+    except SQLAlchemyError as exc:
+        raise SettingsError(
+            f"CLEARBG_DATABASE__URL: the database cannot be reached: {_first_line(exc)}"
+        ) from exc
+    return current, script.get_current_head()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def sessions(engine: Engine) -> sessionmaker[Session]:

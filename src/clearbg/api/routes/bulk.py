@@ -1,5 +1,6 @@
 """``/v1/bulk``: up to 50 photos in one asynchronous job (Huey), with status, results, a zip
-archive and cancellation. Another key's job is a 404."""
+archive and cancellation. Another key's job is a 404. Results are streamed from the file store
+(a folder or an S3 bucket), whichever process stored them."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Annotated
 
 import anyio.to_thread
 from fastapi import APIRouter, Depends, File, Form, Header, UploadFile
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel
 from sqlalchemy import select
 
@@ -143,17 +144,18 @@ def get_bulk(svc: ServicesDep, who: CallerDep, job_id: str) -> JobPublic:
 
 
 @router.get("/v1/bulk/{job_id}/images/{n}", response_class=Response)
-def get_bulk_image(svc: ServicesDep, who: CallerDep, job_id: str, n: int) -> FileResponse:
+def get_bulk_image(svc: ServicesDep, who: CallerDep, job_id: str, n: int) -> StreamingResponse:
     with svc.sessions() as db:
         bulk.get_job(db, who.key, job_id)
         img = db.get(BulkImage, (job_id, n))
     if img is None or img.status != "done" or img.media_type is None:
         raise NotFoundError(f"no result {n} in job {job_id} (yet)")
-    ext = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}[img.media_type]
-    path = svc.queue.ctx.folder(job_id) / "out" / f"{n}.{ext}"
-    if not path.exists():
-        raise NotFoundError(f"the result {n} of job {job_id} has expired")
-    return FileResponse(path, media_type=img.media_type)
+    try:
+        chunks = svc.queue.ctx.files.stream(bulk.result_key(job_id, n, img.media_type))
+    except FileNotFoundError:
+        raise NotFoundError(f"the result {n} of job {job_id} has expired") from None
+    headers = {"Content-Length": str(img.size)} if img.size is not None else None
+    return StreamingResponse(chunks, media_type=img.media_type, headers=headers)
 
 
 @router.get("/v1/bulk/{job_id}/archive", response_class=Response)
@@ -167,14 +169,16 @@ def get_bulk_archive(svc: ServicesDep, who: CallerDep, job_id: str) -> Response:
             )
         )
     buf = io.BytesIO()
-    out = svc.queue.ctx.folder(job_id) / "out"
+    files = svc.queue.ctx.files
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
         for img in images:
-            ext = (img.media_type or "image/png").split("/")[1].replace("jpeg", "jpg")
-            path = out / f"{img.n}.{ext}"
-            if path.exists():
-                stem = (img.filename.rsplit(".", 1)[0] or f"image-{img.n}").replace("/", "_")
-                zf.write(path, f"{img.n:02d}-{stem}.{ext}")
+            key = bulk.result_key(job_id, img.n, img.media_type or "image/png")
+            try:
+                data = files.get(key)
+            except FileNotFoundError:
+                continue  # expired meanwhile
+            stem = (img.filename.rsplit(".", 1)[0] or f"image-{img.n}").replace("/", "_")
+            zf.writestr(f"{img.n:02d}-{stem}.{key.rsplit('.', 1)[1]}", data)
     return Response(
         buf.getvalue(),
         media_type="application/zip",
