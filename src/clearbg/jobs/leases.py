@@ -2,15 +2,17 @@
 
 Huey's Redis queue hands a task to one worker and forgets it: a worker killed mid-job takes
 the task with it. So each job in flight has a key in Redis: ``queued`` from the moment it is
-queued, ``running`` while a worker holds it (renewed every third of ``lease_seconds``, gone
-when the job ends). Any worker's reaper finds jobs still processing in the database whose key
-has expired and queues them again; ``SET NX`` lets only one reaper do so. A job run again skips
-its finished images and charges none twice (``clearbg.jobs.bulk``).
+queued, ``running <host>:<pid>`` while a worker holds it (renewed every third of
+``lease_seconds``, gone when the job ends). Any worker's reaper finds jobs still processing in
+the database whose key has expired and queues them again; ``SET NX`` lets only one reaper do
+so. A job run again skips its finished images and charges none twice (``clearbg.jobs.bulk``).
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -53,13 +55,14 @@ class Leases:
     def hold(self, job_id: str) -> Iterator[None]:
         """Hold the job's lease while the block runs; renewed on a thread of its own."""
         key = self._key(job_id)
-        self.conn.set(key, "running", px=self.lease_ms)
+        holder = f"running {socket.gethostname()}:{os.getpid()}"
+        self.conn.set(key, holder, px=self.lease_ms)
         done = threading.Event()
 
         def renew() -> None:
             while not done.wait(self.lease_ms / 3000):
                 try:
-                    self.conn.set(key, "running", px=self.lease_ms)
+                    self.conn.set(key, holder, px=self.lease_ms)
                 except OSError:  # Redis away for a moment: the next renewal tries again
                     log.warning("the lease of %s could not be renewed", job_id)
 
