@@ -18,6 +18,7 @@ from clearbg.errors import (
     InvalidOptionError,
     NotAnImageError,
     NotFoundError,
+    UrlNotAllowedError,
 )
 from tests.api.conftest import Server
 from tests.client.conftest import charges, small_jpeg
@@ -160,8 +161,6 @@ def test_gateway_client_removes_a_photo(server: Server) -> None:
 
 
 def test_gateway_client_refuses_a_private_url(server: Server) -> None:
-    from clearbg.errors import UrlNotAllowedError
-
-    with GatewayClient(server.url, server.app_key, server.make_key()) as gw:
-        with pytest.raises(UrlNotAllowedError):
-            gw.remove(f"{server.url}/healthz")
+    gw = GatewayClient(server.url, server.app_key, server.make_key())
+    with gw, pytest.raises(UrlNotAllowedError):
+        gw.remove(f"{server.url}/healthz")
