@@ -81,11 +81,14 @@ async def _fields(request: Request) -> tuple[dict[str, str], dict[str, bytes]]:
         raise InvalidMultipartError(f"the form cannot be read: {exc.message}") from exc
     texts: dict[str, str] = {}
     files: dict[str, bytes] = {}
-    for name, value in form.multi_items():
-        if isinstance(value, UploadFile):
-            files[name] = await value.read()
-        else:
-            texts[name] = value
+    try:
+        for name, value in form.multi_items():
+            if isinstance(value, UploadFile):
+                files[name] = await value.read()
+            else:
+                texts[name] = value
+    finally:
+        await form.close()
     return texts, files
 
 
