@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
 from clearbg.errors import ClearbgError, error_from
@@ -50,16 +50,7 @@ def run_remote(
     if len(jobs) == 1:
         job = jobs[0]
         try:
-            cut = client.remove(
-                read(job.source),
-                size=sent.size,
-                format=sent.format,
-                bg_color=sent.bg_color,
-                channels=sent.channels,
-                crop=sent.crop,
-                crop_margin=sent.crop_margin,
-                model=sent.model,
-            )
+            cut = client.remove(read(job.source), **asdict(sent))
             write(job.dest, cut.data)
         except ClearbgError as exc:
             report(job, exc)
@@ -83,16 +74,7 @@ def _bulk(
     """One bulk job for ``jobs``: results written, failed images reported."""
     read, write, report = io
     try:
-        job = client.submit(
-            [read(j.source) for j in jobs],
-            size=sent.size,
-            format=sent.format,
-            bg_color=sent.bg_color,
-            channels=sent.channels,
-            crop=sent.crop,
-            crop_margin=sent.crop_margin,
-            model=sent.model,
-        )
+        job = client.submit([read(j.source) for j in jobs], **asdict(sent))
     except ClearbgError as exc:
         for each in jobs:
             report(each, exc)

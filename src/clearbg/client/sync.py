@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 import httpx
 
@@ -63,19 +63,12 @@ class _Transport:
         self.http.close()
 
 
-class Client:
-    """The ClearBG AI API: ``Client("http://host:8000", "cbg_...").remove("photo.jpg")``.
+class _Closing:
+    """A client that holds connections: ``with`` closes them."""
 
-    ``retries``: how often a 429 or 503 answer is tried again (after its ``Retry-After``).
-    Error answers raise the server's own error classes (``clearbg.errors``).
-    """
+    _t: _Transport
 
-    def __init__(
-        self, base_url: str, api_key: str, *, timeout: float = 120.0, retries: int = 3
-    ) -> None:
-        self._t = _Transport(base_url, {"X-API-Key": api_key}, timeout, retries)
-
-    def __enter__(self) -> Client:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
@@ -88,6 +81,19 @@ class Client:
 
     def close(self) -> None:
         self._t.close()
+
+
+class Client(_Closing):
+    """The ClearBG AI API: ``Client("http://host:8000", "cbg_...").remove("photo.jpg")``.
+
+    ``retries``: how often a 429 or 503 answer is tried again (after its ``Retry-After``).
+    Error answers raise the server's own error classes (``clearbg.errors``).
+    """
+
+    def __init__(
+        self, base_url: str, api_key: str, *, timeout: float = 120.0, retries: int = 3
+    ) -> None:
+        self._t = _Transport(base_url, {"X-API-Key": api_key}, timeout, retries)
 
     def remove(
         self,
@@ -177,7 +183,7 @@ class Job:
         return job_of(self._t.json(Call("DELETE", f"/v1/bulk/{self.id}")))
 
 
-class GatewayClient:
+class GatewayClient(_Closing):
     """The Monitor gateway (``POST /api/v1/clearbg``) of one application (``app_key``); an
     end-user ``api_key`` pays, without one the call counts against the anonymous daily limit."""
 
@@ -192,20 +198,6 @@ class GatewayClient:
     ) -> None:
         headers = {"X-App-Key": app_key, **({"X-Api-Key": api_key} if api_key else {})}
         self._t = _Transport(base_url, headers, timeout, retries)
-
-    def __enter__(self) -> GatewayClient:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self._t.close()
 
     def remove(self, image_or_url: ImageInput) -> Cutout:
         """One cut-out of a photo, or of an http(s) URL the server fetches."""
