@@ -164,7 +164,7 @@ def _write(dest: str, data: bytes) -> None:
 @click.option(
     "-s",
     "--size",
-    type=click.Choice(["original", "preview", "720p", "1080p", "4k"]),
+    type=click.Choice(["original", "preview", "medium", "hd", "720p", "1080p", "4k"]),
     default="original",
     show_default=True,
     help="Scale the result down to fit this size.",
