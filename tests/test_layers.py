@@ -28,7 +28,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "clearbg"
 # innermost tier next to errors and settings.
 _INNER = {"paid", "accounts", "gateway", "jobs", "engine", "store", "errors", "settings"}
 LAYERS: dict[str, set[str]] = {
-    "cli": {"__init__", "api", *_INNER},
+    "cli": {"__init__", "api", "client", *_INNER},
     "api": {"__init__", "console", *_INNER},
     "console": {"__init__", "accounts", "gateway", "store", "errors", "settings"},
     "__init__": {"engine", "client", "errors"},
@@ -188,4 +188,12 @@ def test_engine_imports_no_web_or_database_library() -> None:
     for path in (SRC / "engine").rglob("*.py"):
         text = path.read_text()
         for banned in ("fastapi", "sqlalchemy", "starlette", "os.environ", "huey"):
+            assert banned not in text, f"{path.name} mentions {banned}"
+
+
+def test_client_imports_nothing_of_the_server() -> None:
+    """The SDK runs on a laptop without the model: no engine, web or database library."""
+    for path in (SRC / "client").rglob("*.py"):
+        text = path.read_text()
+        for banned in ("fastapi", "sqlalchemy", "starlette", "onnxruntime", "numpy", "huey"):
             assert banned not in text, f"{path.name} mentions {banned}"

@@ -2,6 +2,11 @@
 
 >>> from clearbg import Engine, RemoveOptions
 >>> cutout = Engine().remove(open("photo.jpg", "rb").read(), RemoveOptions(format="webp"))
+
+A ClearBG server, from Python (the SDK, ``clearbg.client``):
+
+>>> from clearbg import Client
+>>> Client("http://127.0.0.1:8000", "cbg_...").remove("photo.jpg").save("photo-nobg.png")
 """
 
 from __future__ import annotations
@@ -11,9 +16,20 @@ from typing import TYPE_CHECKING, Any
 from clearbg.errors import ClearbgError
 
 if TYPE_CHECKING:
+    from clearbg.client import AsyncClient, Client, GatewayClient
     from clearbg.engine import Cutout, Engine, RemoveOptions
 
-__all__ = ["ClearbgError", "Cutout", "Engine", "RemoveOptions", "__version__", "remove"]
+__all__ = [
+    "AsyncClient",
+    "ClearbgError",
+    "Client",
+    "Cutout",
+    "Engine",
+    "GatewayClient",
+    "RemoveOptions",
+    "__version__",
+    "remove",
+]
 __version__ = "0.1.0"
 
 
@@ -30,4 +46,8 @@ def __getattr__(name: str) -> Any:
         import clearbg.engine
 
         return getattr(clearbg.engine, name)
+    if name in ("Client", "AsyncClient", "GatewayClient"):  # httpx, without the engine
+        import clearbg.client
+
+        return getattr(clearbg.client, name)
     raise AttributeError(name)

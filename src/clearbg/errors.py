@@ -119,6 +119,8 @@ __all__ = [
     "UrlFetchError",
     "UrlNotAllowedError",
     "WrongApplicationKeyError",
+    "error_class",
+    "error_from",
 ]
 
 
@@ -442,3 +444,38 @@ class SettingsError(ClearbgError):
 
     code = "bad_settings"
     exit_code = 6
+
+
+def _tree(cls: type[ClearbgError]) -> list[type[ClearbgError]]:
+    """``cls`` and every class below it, parents before their children (the docstring's order)."""
+    return [cls, *(c for sub in cls.__subclasses__() for c in _tree(sub))]
+
+
+def error_class(status: int, code: str) -> type[ClearbgError]:
+    """The class an error answer stands for: the one with its code and status, else its code
+    (two classes share ``insufficient_credits``), else the most general one with its status."""
+    classes = _tree(ClearbgError)
+    for found in (
+        [c for c in classes if c.code == code and c.status == status],
+        [c for c in classes if c.code == code],
+        [c for c in classes if c.status == status],
+    ):
+        if found:
+            return found[0]
+    return ClearbgError
+
+
+def error_from(
+    status: int, code: str, message: str, retry_after: int | None = None
+) -> ClearbgError:
+    """The typed error of an answer (the SDK raises what the server raised): the message as
+    the server wrote it, and the answer's own status and code when no class has them."""
+    cls = error_class(status, code)
+    err = cls.__new__(cls)
+    ClearbgError.__init__(err, message)  # not the class's own __init__: its arguments differ
+    err.status, err.code = status, code
+    if isinstance(err, RetryLaterError):
+        err.retry_after = max(1, retry_after or 1)
+    if isinstance(err, InvalidOptionError):
+        err.option = message.partition(": ")[0]
+    return err

@@ -140,7 +140,7 @@ def test_unsupported_format_is_415(server: Server) -> None:
 
 def test_missing_image_field_is_400(server: Server) -> None:
     with server.client(server.make_key()) as c:
-        assert_problem(c.post("/v1/removebg", data={"size": "4k"}), 400, "invalid_request")
+        assert_problem(c.post("/v1/removebg", data={"size": "4k"}), 400, "missing_image")
 
 
 def test_no_credits_is_402(server: Server) -> None:

@@ -18,7 +18,7 @@ from clearbg.api.bodies import Bodies
 from clearbg.api.deps import Services
 from clearbg.api.metrics import Metrics
 from clearbg.api.middleware import Observe
-from clearbg.api.routes import account, admin, gateway, health, removebg
+from clearbg.api.routes import account, admin, compat, gateway, health, removebg
 from clearbg.api.routes import bulk as bulk_routes
 from clearbg.engine import Engine
 from clearbg.engine.limit import EngineLimit
@@ -160,6 +160,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app.state.services = svc
     problems.install(app)
     app.include_router(removebg.router)
+    app.include_router(compat.router)
     app.include_router(bulk_routes.router)
     app.include_router(account.router)
     app.include_router(gateway.router)

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 import click
 
 from clearbg.cli.errors import fail
+from clearbg.cli.remote import Sent
 from clearbg.errors import ClearbgError, InputError, OutputError
 
 if TYPE_CHECKING:
@@ -163,7 +164,7 @@ def _write(dest: str, data: bytes) -> None:
 @click.option(
     "-s",
     "--size",
-    type=click.Choice(["original", "preview", "720p", "1080p", "4k"]),
+    type=click.Choice(["original", "preview", "medium", "hd", "720p", "1080p", "4k"]),
     default="original",
     show_default=True,
     help="Scale the result down to fit this size.",
@@ -219,6 +220,13 @@ def _write(dest: str, data: bytes) -> None:
     help="Estimate the subject's colour at soft edges.",
 )
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@click.option(
+    "--server",
+    metavar="URL",
+    help="Send the photos to this ClearBG server instead of the local engine "
+    "(folders as bulk jobs).",
+)
+@click.option("--api-key", metavar="KEY", help="The server's API key (with --server).")
 def remove(
     inputs: tuple[str, ...],
     output: str | None,
@@ -235,8 +243,27 @@ def remove(
     pipeline: str,
     foreground: bool,
     quiet: bool,
+    server: str | None,
+    api_key: str | None,
 ) -> None:
     """Remove the background of photos (files, folders, globs, or - for stdin)."""
+    if server is not None:
+        local_only = {
+            "--no-combine": not combine,
+            "--no-refine": not refine,
+            "--flip": flip,
+            "--pipeline best": pipeline != "default",
+            "--no-foreground": not foreground,
+        }
+        if any(local_only.values()):
+            changed = ", ".join(k for k, v in local_only.items() if v)
+            raise click.UsageError(f"{changed}: the local engine's options, not sent to a server")
+        if not api_key:
+            raise click.UsageError("--server needs --api-key")
+        fmt = fmt or _format_of(output)
+        sent = Sent(size, fmt, bg_color, channels, crop, crop_margin, model)
+        _run_remote(server, api_key, plan(inputs, output, fmt.replace("jpeg", "jpg")), sent, quiet)
+        return
     from clearbg.engine import Engine, RemoveOptions
     from clearbg.engine.batch import side_by_side_workers
     from clearbg.settings import Settings
@@ -279,6 +306,18 @@ def remove(
             failures = _run_many(engine, jobs, opts, quiet)
     finally:
         engine.close()
+    if failures:
+        sys.exit(failures[0].exit_code)
+
+
+def _run_remote(server: str, api_key: str, jobs: list[Job], sent: Sent, quiet: bool) -> None:
+    from clearbg.cli.remote import run_remote
+    from clearbg.client import Client
+
+    if not jobs:
+        raise click.UsageError("no images found in the inputs")
+    with Client(server, api_key) as client:
+        failures = run_remote(client, jobs, sent, (_read, _write, _report), quiet)
     if failures:
         sys.exit(failures[0].exit_code)
 

@@ -24,7 +24,7 @@ __all__ = [
     "shown",
 ]
 
-Size = Literal["original", "preview", "720p", "1080p", "4k"]
+Size = Literal["original", "preview", "medium", "hd", "720p", "1080p", "4k"]
 Format = Literal["png", "jpg", "webp"]
 Channels = Literal["rgba", "alpha"]
 Pipeline = Literal["default", "best"]
@@ -37,11 +37,14 @@ BEST_PARTNER = "u2net"
 SIZES: dict[str, tuple[int, int] | None] = {
     "original": None,
     "preview": None,  # an area limit, not a box: about 0.25 MP
+    "medium": None,  # 1.5 MP, remove.bg's medium
+    "hd": None,  # 4 MP, remove.bg's hd
     "720p": (1280, 720),
     "1080p": (1920, 1080),
     "4k": (3840, 2160),
 }
 PREVIEW_PIXELS = 250_000
+AREA_LIMITS = {"preview": PREVIEW_PIXELS, "medium": 1_500_000, "hd": 4_000_000}
 _FORMAT_ALIASES = {"jpeg": "jpg", "png": "png", "jpg": "jpg", "webp": "webp"}
 
 
@@ -117,8 +120,8 @@ def fit_size(width: int, height: int, size: str) -> tuple[int, int]:
     """The output size for ``size``: scaled down, never up, keeping the aspect ratio."""
     if size == "original":
         return width, height
-    if size == "preview":
-        scale = min(1.0, math.sqrt(PREVIEW_PIXELS / (width * height)))
+    if size in AREA_LIMITS:
+        scale = min(1.0, math.sqrt(AREA_LIMITS[size] / (width * height)))
     else:
         box = SIZES.get(size)
         if box is None:

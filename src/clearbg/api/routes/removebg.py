@@ -5,11 +5,12 @@ from __future__ import annotations
 import hashlib
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, Header, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Header, UploadFile
 from fastapi.responses import Response
 
 from clearbg.api.deps import CallerDep, ContextDep, ServicesDep
-from clearbg.api.forms import form_options, one_image
+from clearbg.api.forms import form_options
+from clearbg.api.images import photo_of
 from clearbg.engine import Cutout, RemoveOptions
 from clearbg.paid.idempotency import Answer
 
@@ -48,16 +49,24 @@ async def removebg(
     svc: ServicesDep,
     ctx: ContextDep,
     who: CallerDep,
-    image: Annotated[
-        list[UploadFile | str], File(description="The photo (JPEG, PNG, WebP, ...): one part")
-    ],
     opts: Annotated[RemoveOptions, Depends(form_options)],
+    image: Annotated[
+        list[UploadFile | str] | None,
+        File(description="The photo (JPEG, PNG, WebP, ...): one part"),
+    ] = None,
+    image_file_b64: Annotated[
+        str | None, Form(description="Or the photo in base64 (a data URL too)")
+    ] = None,
+    image_url: Annotated[
+        str | None, Form(description="Or an http(s) URL of the photo, fetched by the server")
+    ] = None,
     idempotency_key: Annotated[str | None, Header()] = None,
 ) -> Response:
-    """Remove the background of one photo; the answer is the image itself. Every option of
-    the engine is a form field (size, format, bg_color, channels, crop, crop_margin, model,
-    flip, refine, combine, foreground, quality)."""
-    data = await one_image(image)
+    """Remove the background of one photo (``image``, ``image_file_b64`` or ``image_url``:
+    exactly one); the answer is the image itself. Every option of the engine is a form field
+    (size, format, bg_color, channels, crop, crop_margin, model, flip, refine, combine,
+    foreground, quality)."""
+    data = await photo_of(svc.fetcher, image, image_file_b64, image_url)
     fingerprint = hashlib.sha256(repr(opts).encode() + hashlib.sha256(data).digest()).hexdigest()
     idem = svc.paid.idempotency(who, idempotency_key, fingerprint)
     replay = idem.begin()
