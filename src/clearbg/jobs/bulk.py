@@ -8,9 +8,11 @@ once: the ledger row's reference is ``job:<id>:<n>`` and unique, so an image tha
 
 from __future__ import annotations
 
+import io
 import os
 import secrets
 import shutil
+import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -246,3 +248,28 @@ def expire_jobs(ctx: JobContext, now: datetime | None = None) -> int:
             job.status = "expired"
             shutil.rmtree(ctx.folder(job.id), ignore_errors=True)
         return len(jobs)
+
+
+def result_path(ctx: JobContext, img: BulkImage) -> Path:
+    """Where a finished image's result is stored; NotFoundError before it is done."""
+    if img.status != "done" or img.media_type is None:
+        raise NotFoundError(f"no result {img.n} in job {img.job_id} (yet)")
+    ext = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}[img.media_type]
+    path = ctx.folder(img.job_id) / "out" / f"{img.n}.{ext}"
+    if not path.exists():
+        raise NotFoundError(f"the result {img.n} of job {img.job_id} has expired")
+    return path
+
+
+def archive(ctx: JobContext, job_id: str, images: list[BulkImage]) -> bytes:
+    """A zip of the finished results among ``images``, named after the uploaded files."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
+        for img in images:
+            try:
+                path = result_path(ctx, img)
+            except NotFoundError:
+                continue
+            stem = (img.filename.rsplit(".", 1)[0] or f"image-{img.n}").replace("/", "_")
+            zf.write(path, f"{img.n:02d}-{stem}{path.suffix}")
+    return buf.getvalue()

@@ -4,9 +4,7 @@ archive and cancellation. Another key's job is a 404."""
 from __future__ import annotations
 
 import hashlib
-import io
 import json
-import zipfile
 from datetime import datetime
 from typing import Annotated
 
@@ -147,13 +145,9 @@ def get_bulk_image(svc: ServicesDep, who: CallerDep, job_id: str, n: int) -> Fil
     with svc.sessions() as db:
         bulk.get_job(db, who.key, job_id)
         img = db.get(BulkImage, (job_id, n))
-    if img is None or img.status != "done" or img.media_type is None:
+    if img is None:
         raise NotFoundError(f"no result {n} in job {job_id} (yet)")
-    ext = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}[img.media_type]
-    path = svc.queue.ctx.folder(job_id) / "out" / f"{n}.{ext}"
-    if not path.exists():
-        raise NotFoundError(f"the result {n} of job {job_id} has expired")
-    return FileResponse(path, media_type=img.media_type)
+    return FileResponse(bulk.result_path(svc.queue.ctx, img), media_type=img.media_type)
 
 
 @router.get("/v1/bulk/{job_id}/archive", response_class=Response)
@@ -166,17 +160,8 @@ def get_bulk_archive(svc: ServicesDep, who: CallerDep, job_id: str) -> Response:
                 select(BulkImage).where(BulkImage.job_id == job_id, BulkImage.status == "done")
             )
         )
-    buf = io.BytesIO()
-    out = svc.queue.ctx.folder(job_id) / "out"
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
-        for img in images:
-            ext = (img.media_type or "image/png").split("/")[1].replace("jpeg", "jpg")
-            path = out / f"{img.n}.{ext}"
-            if path.exists():
-                stem = (img.filename.rsplit(".", 1)[0] or f"image-{img.n}").replace("/", "_")
-                zf.write(path, f"{img.n:02d}-{stem}.{ext}")
     return Response(
-        buf.getvalue(),
+        bulk.archive(svc.queue.ctx, job_id, images),
         media_type="application/zip",
         headers={"Content-Disposition": f'attachment; filename="{job_id}.zip"'},
     )
