@@ -191,6 +191,7 @@ def test_a_deactivated_user_is_signed_out_at_once_until_reactivated(
     other.get_by_label("Password").fill(PASSWORD)
     other.get_by_role("button", name="Sign in").click()
     expect(other.get_by_role("alert")).to_contain_text("wrong email or password")
+    shot_widths(other, "sign-in")
     page.get_by_role("button", name=f"Reactivate {member}").click()
     expect(page.get_by_role("status")).to_contain_text("reactivated")
     sign_in(other, serve, member)

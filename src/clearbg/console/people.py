@@ -78,7 +78,7 @@ def audit_log(
     who.require_admin()
     with ctx.sessions() as db:
         events = audit.events(db, application_id=app)
-        names = dict(db.execute(select(Application.id, Application.name)).tuples())
+        names = dict(db.execute(select(Application.id, Application.name)).all())
     return page(
         request,
         "audit.html",
