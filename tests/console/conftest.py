@@ -23,6 +23,12 @@ CHROMIUM = Path("/usr/bin/chromium")
 SHOTS = Path(__file__).resolve().parents[1] / "screenshots"
 SHOT_HEIGHT = 2400
 WIDTHS = ((390, 844), (1366, 768))
+# the visible form controls whose right edge passes their card's (name, by how many px)
+SPILLED = """[...document.querySelectorAll('.card input, .card select, .card button')]
+  .filter(e => e.offsetParent !== null && e.type !== 'hidden')
+  .map(e => [e.name || e.id || e.textContent.trim(),
+             e.getBoundingClientRect().right - e.closest('.card').getBoundingClientRect().right])
+  .filter(([, d]) => d > 0.5)"""
 PASSWORD = "correct horse battery"
 # the flags a closed network needs (no background connections that would be refused)
 CHROMIUM_ARGS = [
@@ -168,6 +174,8 @@ def shot_widths(page: Page, name: str) -> None:
         page.set_viewport_size({"width": width, "height": height})
         overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
         assert overflow <= 0, f"{page.url} is {overflow}px wider than {width}px"
+        spilled = page.evaluate(SPILLED)
+        assert spilled == [], f"{page.url} at {width}px: controls past their card: {spilled}"
         shot(page, f"{name}-{width}")
 
 

@@ -1,7 +1,7 @@
 """The services under the console's team features, on a real SQLite file: key rotation with a
 grace period (through the gateway's own key reads too), renaming, starting credits, user
 deactivation ending sessions, the audit log, the ledger read per key, latency of image
-requests only, and migration 0004 up and down."""
+requests only."""
 
 from __future__ import annotations
 
@@ -10,16 +10,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from alembic import command
-from alembic.config import Config
-from sqlalchemy import Engine, inspect, update
+from sqlalchemy import Engine, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from clearbg.accounts import audit, credits, keys, ledger, users
 from clearbg.accounts.directory import Directory
 from clearbg.accounts.usage import BULK_IMAGE, PLAYGROUND, summarize
 from clearbg.errors import AuthError, InvalidOptionError
-from clearbg.store.db import MIGRATIONS, make_engine, migrate, sessions
+from clearbg.store.db import make_engine, migrate, sessions
 from clearbg.store.models import ApiKey, UsageRecord
 
 
@@ -217,34 +215,3 @@ def test_latency_is_of_image_requests_only_and_a_day_without_them_has_none(
     assert (today.p50_ms, today.p95_ms, today.image_requests) == (900.0, 1100.0, 2)
     assert today.requests == 6 and today.images == 3
     assert yesterday.image_requests == 0 and yesterday.requests == 1
-
-
-def test_0004_goes_up_on_a_0003_database_and_back(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'old.db'}"
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
-    cfg.set_main_option("sqlalchemy.url", url)
-    command.upgrade(cfg, "0003")
-    engine = make_engine(url)
-    with engine.begin() as conn:
-        conn.exec_driver_sql(
-            "INSERT INTO applications (name, app_key, created_at, gateway_enabled, upstream,"
-            " anon_daily_limit, credit_cost_cents) VALUES ('old', 'app_x', '2026-01-01', 1,"
-            " 'local', 0, 100)"
-        )
-    command.upgrade(cfg, "head")
-    found = inspect(engine)
-    assert "audit_events" in found.get_table_names()
-    assert {"previous_hash", "previous_until"} <= {c["name"] for c in found.get_columns("api_keys")}
-    with engine.connect() as conn:
-        assert (
-            conn.exec_driver_sql(
-                "SELECT starting_credits_cents FROM applications WHERE name = 'old'"
-            ).scalar()
-            == 1000
-        )
-    command.downgrade(cfg, "0003")
-    found = inspect(engine)
-    assert "audit_events" not in found.get_table_names()
-    assert "starting_credits_cents" not in {c["name"] for c in found.get_columns("applications")}
-    engine.dispose()
