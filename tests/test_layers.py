@@ -30,7 +30,7 @@ _INNER = {"paid", "accounts", "gateway", "jobs", "engine", "store", "errors", "s
 LAYERS: dict[str, set[str]] = {
     "cli": {"__init__", "api", "client", *_INNER},
     "api": {"__init__", "console", *_INNER},
-    "console": {"__init__", "accounts", "gateway", "store", "errors", "settings"},
+    "console": {"__init__", *_INNER},
     "__init__": {"engine", "client", "errors"},
     "jobs": {"paid", "accounts", "gateway", "engine", "store", "errors", "settings"},
     "paid": {"accounts", "gateway", "engine", "store", "errors", "settings"},

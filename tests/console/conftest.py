@@ -5,6 +5,7 @@ Every test saves screenshots of the pages it visits into tests/screenshots/."""
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import subprocess
 import sys
@@ -13,12 +14,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from PIL import Image
 from playwright.sync_api import Browser, Page, Playwright, sync_playwright
 
 from tests.api.conftest import free_port, wait_ready
 
 CHROMIUM = Path("/usr/bin/chromium")
 SHOTS = Path(__file__).resolve().parents[1] / "screenshots"
+SHOT_HEIGHT = 2400
+WIDTHS = ((390, 844), (1366, 768))
+# the visible form controls whose right edge passes their card's (name, by how many px)
+SPILLED = """[...document.querySelectorAll('.card input, .card select, .card button')]
+  .filter(e => e.offsetParent !== null && e.type !== 'hidden')
+  .map(e => [e.name || e.id || e.textContent.trim(),
+             e.getBoundingClientRect().right - e.closest('.card').getBoundingClientRect().right])
+  .filter(([, d]) => d > 0.5)"""
 PASSWORD = "correct horse battery"
 # the flags a closed network needs (no background connections that would be refused)
 CHROMIUM_ARGS = [
@@ -70,13 +80,15 @@ def _env(data_dir: Path, **extra: str) -> dict[str, str]:
         "CLEARBG_SERVER__DATA_DIR": str(data_dir),
         "CLEARBG_ENGINE__DEFAULT_MODEL": "u2netp",
         "CLEARBG_JOBS__CONSUMER": "false",
+        "COLUMNS": "200",  # `clearbg admin usage` prints its whole table, uncut
         **extra,
     }
 
 
 @contextlib.contextmanager
-def running_serve(folder: Path) -> Iterator[Serve]:
-    """`clearbg serve` on a free port with its data in ``folder``/data, stopped on exit."""
+def running_serve(folder: Path, **extra: str) -> Iterator[Serve]:
+    """`clearbg serve` on a free port with its data in ``folder``/data, stopped on exit;
+    ``extra``: more environment (settings)."""
     data_dir = folder / "data"
     port = free_port()
     env = _env(
@@ -84,6 +96,7 @@ def running_serve(folder: Path) -> Iterator[Serve]:
         CLEARBG_SERVER__PORT=str(port),
         CLEARBG_CONSOLE__SIGN_IN_PER_MINUTE="30",
         CLEARBG_GATEWAY__IP_PER_MINUTE="0",
+        **extra,
     )
     url = f"http://127.0.0.1:{port}"
     with (folder / "serve.log").open("wb") as log:
@@ -145,8 +158,25 @@ def page(browser: Browser) -> Iterator[Page]:
 
 
 def shot(page: Page, name: str, full: bool = True) -> None:
+    """A screenshot in tests/screenshots/, kept small (they are committed): at most
+    SHOT_HEIGHT px tall, 256 colours."""
     SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=full)
+    png = page.screenshot(full_page=full)
+    with Image.open(io.BytesIO(png)) as im:
+        top = im.crop((0, 0, im.width, min(im.height, SHOT_HEIGHT))).convert("RGB")
+    top.quantize(256).save(SHOTS / f"{name}.png", optimize=True)
+
+
+def shot_widths(page: Page, name: str) -> None:
+    """The page at a phone's width and a laptop's: no essential control may need a
+    horizontal scroll (the page is no wider than the window), then a screenshot of each."""
+    for width, height in WIDTHS:
+        page.set_viewport_size({"width": width, "height": height})
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, f"{page.url} is {overflow}px wider than {width}px"
+        spilled = page.evaluate(SPILLED)
+        assert spilled == [], f"{page.url} at {width}px: controls past their card: {spilled}"
+        shot(page, f"{name}-{width}")
 
 
 def sign_in(page: Page, serve: Serve, email: str, password: str = PASSWORD) -> None:

@@ -64,6 +64,7 @@ def update_application(
     ip_per_minute: int | Unset | None = UNSET,
     key_per_minute: int | Unset | None = UNSET,
     credit_cost_cents: int | Unset = UNSET,
+    starting_credits_cents: int | Unset = UNSET,
 ) -> Application:
     """Change the given settings (``UNSET`` leaves one alone, ``None`` clears a nullable one)."""
     if not isinstance(name, Unset):
@@ -102,6 +103,10 @@ def update_application(
         if credit_cost_cents < 0:
             raise InvalidOptionError("credit_cost", "must not be negative")
         app.credit_cost_cents = credit_cost_cents
+    if not isinstance(starting_credits_cents, Unset):
+        if starting_credits_cents < 0:
+            raise InvalidOptionError("starting_credits", "must not be negative")
+        app.starting_credits_cents = starting_credits_cents
     db.flush()
     return app
 

@@ -45,6 +45,8 @@ class KeyInfo:
     expires_at: datetime | None
     unlimited: bool
     last_used_at: datetime | None
+    previous_hash: str | None = None
+    previous_until: datetime | None = None
 
 
 _APPLICATION = select(
@@ -68,6 +70,8 @@ _KEY = select(
     ApiKey.expires_at,
     ApiKey.unlimited,
     ApiKey.last_used_at,
+    ApiKey.previous_hash,
+    ApiKey.previous_until,
 ).where(ApiKey.prefix == bindparam("value"))  # the order of KeyInfo's fields
 
 

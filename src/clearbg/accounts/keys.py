@@ -24,7 +24,10 @@ __all__ = [
     "create_application",
     "create_key",
     "hash_key",
+    "rename_key",
     "revoke_key",
+    "rotate_key",
+    "usable",
     "verify",
 ]
 
@@ -109,6 +112,10 @@ class KeyFacts(Protocol):
     def expires_at(self) -> datetime | None: ...
     @property
     def last_used_at(self) -> datetime | None: ...
+    @property
+    def previous_hash(self) -> str | None: ...
+    @property
+    def previous_until(self) -> datetime | None: ...
 
 
 K = TypeVar("K", bound=KeyFacts)
@@ -125,9 +132,20 @@ def authenticate(db: Session, raw: str | None) -> ApiKey:
 def verify(key: K | None, raw: str) -> K:
     """``key`` (found by the prefix of ``raw``) if ``raw`` is its secret and it is active and
     unexpired, else AuthError; the hash is compared in constant time even without a key."""
+    presented = hash_key(raw)
     expected = key.secret_hash if key is not None else hash_key("")
-    if key is None or not hmac.compare_digest(expected, hash_key(raw)):
+    current = hmac.compare_digest(expected, presented)
+    # the secret a rotation replaced, during its grace period (compared whether or not set)
+    previous = key.previous_hash if key is not None and key.previous_hash else hash_key("")
+    in_grace = hmac.compare_digest(previous, presented) and _in_grace(key)
+    if key is None or not (current or in_grace):
         raise AuthError("the API key is not valid")
+    return usable(key)
+
+
+def usable(key: K) -> K:
+    """``key`` if it is active and unexpired, else AuthError (for a key found by its secret,
+    or chosen by a signed-in console user)."""
     if not key.active:
         raise AuthError("the API key has been revoked")
     if key.expires_at is not None and _aware(key.expires_at) <= datetime.now(UTC):
@@ -146,6 +164,32 @@ def revoke_key(db: Session, prefix: str) -> ApiKey:
     key = find_key(db, prefix)
     key.active = False
     return key
+
+
+def rename_key(key: ApiKey, label: str) -> None:
+    key.label = label.strip()[:200]
+
+
+def rotate_key(key: ApiKey, grace: timedelta) -> str:
+    """A new secret for ``key`` (same prefix, balance, ledger and usage), returned once; the
+    old secret keeps working for ``grace`` (zero: it stops at once)."""
+    if not key.active:
+        raise InvalidOptionError("key", "a revoked key cannot be rotated")
+    if grace < timedelta(0):
+        raise InvalidOptionError("grace", "must not be negative")
+    raw = f"{key.prefix}_{_token(32)}"
+    key.previous_hash = key.secret_hash if grace else None
+    key.previous_until = utcnow() + grace if grace else None
+    key.secret_hash = hash_key(raw)
+    return raw
+
+
+def _in_grace(key: KeyFacts | None) -> bool:
+    return (
+        key is not None
+        and key.previous_until is not None
+        and _aware(key.previous_until) > datetime.now(UTC)
+    )
 
 
 TOUCH_EVERY = timedelta(seconds=60)

@@ -21,6 +21,8 @@ from clearbg.store.models import ApiKey, UsageRecord
 __all__ = [
     "BULK_IMAGE",
     "IMAGE_ENDPOINTS",
+    "IMAGE_REQUESTS",
+    "PLAYGROUND",
     "KeyTotals",
     "UsageRow",
     "key_totals",
@@ -38,8 +40,9 @@ class UsageRow:
     requests: int
     images: int
     errors: dict[str, int] = field(default_factory=dict)
+    image_requests: int = 0  # the requests the latencies are of (0: no latency that day)
     statuses: dict[str, int] = field(default_factory=dict)  # "200": n, "401": n, ...
-    p50_ms: float = 0.0
+    p50_ms: float = 0.0  # of image requests only
     p95_ms: float = 0.0
     upstream_p50_ms: float | None = None
     upstream_p95_ms: float | None = None
@@ -60,8 +63,13 @@ def percentile(values: Sequence[float], q: float) -> float:
 # the endpoint of each image of a bulk job, recorded when it is charged (the POST that
 # submits the job is recorded under /v1/bulk, like any request)
 BULK_IMAGE: Final = "/v1/bulk#image"
+# the console's playground: a gateway call the server makes for the signed-in user
+PLAYGROUND: Final = "/console/apps/{app_id}/playground/run"
+# the requests that ask for one image: their latency is the latency users feel (a poll of a
+# bulk job or of /v1/account answers in milliseconds and would hide it)
+IMAGE_REQUESTS: Final = ("/v1/removebg", "/api/v1/clearbg", PLAYGROUND)
 # the endpoints whose 200 delivers an image (a GET of an account or of a job does not)
-IMAGE_ENDPOINTS: Final = ("/v1/removebg", "/api/v1/clearbg", BULK_IMAGE)
+IMAGE_ENDPOINTS: Final = (*IMAGE_REQUESTS, BULK_IMAGE)
 
 Group = tuple[str | None, int | None, str | None]  # day, application id, key prefix
 
@@ -115,8 +123,9 @@ def _rows(found: Sequence[tuple[UsageRecord, str | None]], by: tuple[str, ...]) 
         groups.items(), key=lambda kv: (kv[0][0] or "", kv[0][1] or 0, kv[0][2] or "")
     ):
         calls = [r for r in records if r.endpoint != BULK_IMAGE]  # a bulk job is one request
-        latencies = [r.latency_ms for r in calls]
-        upstream = [r.upstream_ms for r in calls if r.upstream_ms is not None]
+        timed = [r for r in calls if r.endpoint in IMAGE_REQUESTS]
+        latencies = [r.latency_ms for r in timed]
+        upstream = [r.upstream_ms for r in timed if r.upstream_ms is not None]
         errors = Counter(r.error_code or str(r.status) for r in calls if r.status >= 400)
         rows.append(
             UsageRow(
@@ -126,6 +135,7 @@ def _rows(found: Sequence[tuple[UsageRecord, str | None]], by: tuple[str, ...]) 
                 requests=len(calls),
                 images=sum(1 for r in records if r.status == 200 and r.endpoint in IMAGE_ENDPOINTS),
                 errors=dict(sorted(errors.items())),
+                image_requests=len(timed),
                 statuses=dict(sorted(Counter(str(r.status) for r in calls).items())),
                 p50_ms=percentile(latencies, 50),
                 p95_ms=percentile(latencies, 95),

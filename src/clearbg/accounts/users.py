@@ -25,6 +25,7 @@ __all__ = [
     "find_user",
     "remove_member",
     "session_user",
+    "set_active",
     "set_password",
     "sign_in",
     "start_session",
@@ -107,6 +108,16 @@ def change_password(db: Session, user_id: int, current: str, new: str, token: st
     except (VerificationError, InvalidHashError):
         raise SignInError("the current password is wrong") from None
     set_password(db, user, new, keep_token=token)
+
+
+def set_active(db: Session, user: User, active: bool, by: User) -> None:
+    """Deactivate (every session of theirs ends at once; sign-in is refused) or reactivate a
+    user. An admin cannot deactivate themself, so a console keeps someone who can sign in."""
+    if not active and user.id == by.id:
+        raise InvalidOptionError("user", "you cannot deactivate yourself")
+    user.active = active
+    if not active:
+        db.execute(delete(ConsoleSession).where(ConsoleSession.user_id == user.id))
 
 
 def _token_hash(token: str) -> str:

@@ -14,6 +14,7 @@ from typing import Any
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from clearbg.accounts.usage import PLAYGROUND
 from clearbg.api.deps import Services
 from clearbg.paid.context import CallContext
 
@@ -98,7 +99,8 @@ class Observe:
                 svc.metrics.gateway_latency.labels(app_label, "upstream").observe(
                     ctx.upstream_ms / 1000
                 )
-        if scope["path"].startswith("/v1/") or gateway:
+        # the console's playground is a paid gateway call too: its record is the ledger's twin
+        if scope["path"].startswith("/v1/") or gateway or path == PLAYGROUND:
             bytes_in = ctx.bytes_in
             if bytes_in is None:
                 bytes_in = int(length) if length.isdigit() else 0

@@ -7,7 +7,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.orm import Session, sessionmaker
 
-from clearbg.console import pages, views
+from clearbg.console import apikeys, jobs, pages, people, playground, views
 from clearbg.console.auth import ConsoleContext
 from clearbg.console.render import HERE, error_page
 from clearbg.settings import Settings
@@ -21,6 +21,6 @@ def mount_console(
     """Serve the console on ``app``; its errors become pages (``app.state.html_errors``)."""
     app.state.console = ConsoleContext.build(settings, sessions, secret)
     app.state.html_errors = error_page
-    app.include_router(pages.router)
-    app.include_router(views.router)
+    for module in (pages, apikeys, people, views, playground, jobs):
+        app.include_router(module.router)
     app.mount("/console/static", StaticFiles(directory=HERE / "static"), name="console-static")

@@ -118,6 +118,11 @@ class Viewer:
     def is_admin(self) -> bool:
         return self.role == "admin"
 
+    @property
+    def actor(self) -> tuple[int, str]:
+        """Who the audit log names for what this user does."""
+        return self.id, self.email
+
     def require_admin(self) -> None:
         if not self.is_admin:
             raise ForbiddenError("only an admin can do this")

@@ -17,7 +17,7 @@ LEFT, RIGHT, TOP, BOTTOM = 48, 12, 12, 36
 @dataclass(frozen=True)
 class Series:
     name: str
-    values: Sequence[float]
+    values: Sequence[float | None]  # None: no data (a line has a gap there)
     css: str  # a class of console.css that colours it
 
 
@@ -71,10 +71,10 @@ def _legend(series: Sequence[Series]) -> str:
 
 def stacked_bars(title: str, labels: Sequence[str], series: Sequence[Series]) -> Markup:
     """Bars per label, one segment per series (e.g. requests by status class per day)."""
-    totals = [sum(s.values[i] for s in series) for i in range(len(labels))]
+    totals = [sum(s.values[i] or 0 for s in series) for i in range(len(labels))]
     top = _nice_max(max(totals, default=0))
     description = "; ".join(
-        f"{label}: " + ", ".join(f"{s.name} {s.values[i]:g}" for s in series)
+        f"{label}: " + ", ".join(f"{s.name} {s.values[i] or 0:g}" for s in series)
         for i, label in enumerate(labels)
     )
     parts = _frame(title, description or "no data", labels, top, "")
@@ -84,7 +84,7 @@ def stacked_bars(title: str, labels: Sequence[str], series: Sequence[Series]) ->
         x = LEFT + plot_w * (i + 0.5) / len(labels) - bar / 2
         y: float = TOP + plot_h
         for s in series:
-            h = plot_h * s.values[i] / top
+            h = plot_h * (s.values[i] or 0) / top
             if h > 0:
                 y -= h
                 parts.append(
@@ -96,23 +96,34 @@ def stacked_bars(title: str, labels: Sequence[str], series: Sequence[Series]) ->
 
 
 def lines(title: str, labels: Sequence[str], series: Sequence[Series], unit: str) -> Markup:
-    """One line per series over the labels (e.g. p50 and p95 latency per day)."""
-    top = _nice_max(max((v for s in series for v in s.values), default=0))
+    """One line per series over the labels (e.g. p50 and p95 latency per day); a label
+    without a value breaks the line (a gap, not a zero)."""
+    top = _nice_max(max((v for s in series for v in s.values if v is not None), default=0))
     description = "; ".join(
-        f"{label}: " + ", ".join(f"{s.name} {s.values[i]:g}{unit}" for s in series)
+        f"{label}: "
+        + ", ".join(
+            f"{s.name} {s.values[i]:g}{unit}" if s.values[i] is not None else f"{s.name} no data"
+            for s in series
+        )
         for i, label in enumerate(labels)
     )
     parts = _frame(title, description or "no data", labels, top, unit)
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     for s in series:
-        points = [
-            (LEFT + plot_w * (i + 0.5) / len(labels), TOP + plot_h - plot_h * v / top)
-            for i, v in enumerate(s.values)
-        ]
-        path = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
-        parts.append(f'<polyline class="{escape(s.css)}" fill="none" points="{path}"/>')
-        parts.extend(
-            f'<circle class="{escape(s.css)}" cx="{x:.1f}" cy="{y:.1f}" r="3"/>' for x, y in points
-        )
+        runs: list[list[tuple[float, float]]] = [[]]
+        for i, v in enumerate(s.values):
+            if v is None:
+                runs.append([])
+                continue
+            runs[-1].append(
+                (LEFT + plot_w * (i + 0.5) / len(labels), TOP + plot_h - plot_h * v / top)
+            )
+        for points in (r for r in runs if r):
+            path = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
+            parts.append(f'<polyline class="{escape(s.css)}" fill="none" points="{path}"/>')
+            parts.extend(
+                f'<circle class="{escape(s.css)}" cx="{x:.1f}" cy="{y:.1f}" r="3"/>'
+                for x, y in points
+            )
     parts.append("</svg>")
     return Markup("".join(parts) + _legend(series))

@@ -1,12 +1,14 @@
-"""Console pages: sign-in, applications and their gateway settings, keys, members, users.
+"""Console pages: sign-in, the user's account, applications, their gateway settings and
+members (keys: ``apikeys.py``; users and the audit log: ``people.py``).
 
 Every change is a POST of a form with its CSRF token, answered by a redirect (303) back to the
-page, except a new key: its page shows the secret once and is never served again.
+page, except a new or rotated key: its page shows the secret once and is never served again.
+Every change is written to the audit log in the transaction that makes it.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
@@ -14,7 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
-from clearbg.accounts import applications, credits, keys, users
+from clearbg.accounts import applications, audit, credits, keys, users
 from clearbg.accounts.applications import UNSET
 from clearbg.console.auth import (
     PRESESSION_COOKIE,
@@ -29,7 +31,7 @@ from clearbg.console.auth import (
 )
 from clearbg.console.render import page, redirect
 from clearbg.errors import InvalidOptionError, NotFoundError, SignInError, SignInRequiredError
-from clearbg.store.models import ApiKey, Application, Membership, User
+from clearbg.store.models import ApiKey, Application, User
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 
@@ -42,13 +44,13 @@ def load_app(db: Session, who: Viewer, app_id: int) -> Application:
     return app
 
 
-def _text(form: FormData, name: str) -> str:
+def text_field(form: FormData, name: str) -> str:
     value = form.get(name)
     return value.strip() if isinstance(value, str) else ""
 
 
-def _number(form: FormData, name: str, *, blank: float | None = None) -> float | None:
-    raw = _text(form, name)
+def number_field(form: FormData, name: str, *, blank: float | None = None) -> float | None:
+    raw = text_field(form, name)
     if not raw:
         return blank
     try:
@@ -60,8 +62,8 @@ def _number(form: FormData, name: str, *, blank: float | None = None) -> float |
     return value
 
 
-def _whole(form: FormData, name: str) -> int | None:
-    value = _number(form, name)
+def whole_field(form: FormData, name: str) -> int | None:
+    value = number_field(form, name)
     if value is not None and value != int(value):
         raise InvalidOptionError(name, "must be a whole number")
     return None if value is None else int(value)
@@ -115,7 +117,7 @@ async def login(request: Request, ctx: ContextDep) -> Response:
     form = await request.form(max_files=0, max_fields=8)
     nonce = ctx.unsign(request, PRESESSION_COOKIE)
     check_csrf(ctx, form, "pre:" + nonce if nonce else None)
-    email, next_ = _text(form, "email"), _text(form, "next")
+    email, next_ = text_field(form, "email"), text_field(form, "next")
     ctx.throttle_sign_in("email:" + email.lower())  # guesses at one account from many IPs
     try:
         with ctx.sessions.begin() as db:
@@ -186,11 +188,12 @@ def list_apps(request: Request, ctx: ContextDep, who: ViewerDep) -> Response:
 def create_app(ctx: ContextDep, who: ViewerDep, form: FormDep) -> Response:
     who.require_admin()
     with ctx.sessions.begin() as db:
-        app = keys.create_application(db, _text(form, "name"))
+        app = keys.create_application(db, text_field(form, "name"))
+        audit.record(db, who.actor, "app.created", app.name, application_id=app.id)
     return redirect(f"/console/apps/{app.id}?done=app_created")
 
 
-def _key_status(key: ApiKey) -> str:
+def key_status(key: ApiKey) -> str:
     if not key.active:
         return "revoked"
     if key.expires_at is not None and key.expires_at <= datetime.now(UTC):
@@ -198,9 +201,10 @@ def _key_status(key: ApiKey) -> str:
     return "active"
 
 
-def _app_page(
+def app_page(
     request: Request, ctx: ContextDep, who: Viewer, app_id: int, created: str | None = None
 ) -> Response:
+    """The application's overview; ``created``: a new (or rotated) key's secret, shown once."""
     with ctx.sessions() as db:
         app = load_app(db, who, app_id)
         app_keys = list(
@@ -220,96 +224,70 @@ def _app_page(
         keys=app_keys,
         members=members,
         created=created,
-        key_status=_key_status,
+        key_status=key_status,
+        now=datetime.now(UTC),
         defaults={"ip": gw.ip_per_minute, "key": gw.key_per_minute},
     )
 
 
 @router.get("/apps/{app_id}", response_class=HTMLResponse)
 def show_app(request: Request, ctx: ContextDep, who: ViewerDep, app_id: int) -> Response:
-    return _app_page(request, ctx, who, app_id)
+    return app_page(request, ctx, who, app_id)
 
 
 @router.post("/apps/{app_id}/settings")
 def save_settings(ctx: ContextDep, who: ViewerDep, form: FormDep, app_id: int) -> Response:
     who.require_admin()
-    cost = _number(form, "credit_cost", blank=0.0)
-    upstream_key = _text(form, "upstream_key")
+    cost = number_field(form, "credit_cost", blank=0.0)
+    starting = number_field(form, "starting_credits", blank=0.0)
+    upstream_key = text_field(form, "upstream_key")
     with ctx.sessions.begin() as db:
         app = load_app(db, who, app_id)
+        before = _settings_of(app)
         applications.update_application(
             db,
             app,
-            name=_text(form, "name"),
+            name=text_field(form, "name"),
             enabled=form.get("gateway_enabled") == "1",
-            upstream=_text(form, "upstream") or "local",
-            upstream_url=_text(form, "upstream_url") or None,
+            upstream=text_field(form, "upstream") or "local",
+            upstream_url=text_field(form, "upstream_url") or None,
             upstream_key=upstream_key or UNSET,  # empty keeps the key that is set
-            anon_daily_limit=_whole(form, "anon_daily_limit") or 0,
-            ip_per_minute=_whole(form, "ip_per_minute"),
-            key_per_minute=_whole(form, "key_per_minute"),
+            anon_daily_limit=whole_field(form, "anon_daily_limit") or 0,
+            ip_per_minute=whole_field(form, "ip_per_minute"),
+            key_per_minute=whole_field(form, "key_per_minute"),
             credit_cost_cents=credits.cents(cost or 0.0),
+            starting_credits_cents=credits.cents(starting or 0.0),
         )
+        after = _settings_of(app)
+        changed = "; ".join(f"{k}: {before[k]} -> {v}" for k, v in after.items() if before[k] != v)
+        if changed:
+            audit.record(db, who.actor, "settings.changed", app.name, changed, app.id)
     return redirect(f"/console/apps/{app_id}?done=settings_saved")
 
 
-@router.post("/apps/{app_id}/keys", response_class=HTMLResponse)
-def create_key(
-    request: Request, ctx: ContextDep, who: ViewerDep, form: FormDep, app_id: int
-) -> Response:
-    days = _number(form, "expires_days")
-    amount = _number(form, "credits", blank=0.0) or 0.0
-    unlimited = form.get("unlimited") == "1"
-    if not who.is_admin and (amount or unlimited):
-        who.require_admin()  # members make keys; only an admin gives them credits
-    with ctx.sessions.begin() as db:
-        app = load_app(db, who, app_id)
-        _, raw = keys.create_key(
-            db,
-            app,
-            label=_text(form, "label")[:200],
-            credits_cents=credits.cents(amount),
-            unlimited=unlimited,
-            expires_at=datetime.now(UTC) + timedelta(days=days) if days else None,
-        )
-    return _app_page(request, ctx, who, app_id, created=raw)
-
-
-@router.get("/apps/{app_id}/keys")
-def keys_page(app_id: int) -> Response:
-    """Where the page that showed a new key lives; asked for again, it no longer shows it."""
-    return redirect(f"/console/apps/{app_id}")
-
-
-def _own_key(db: Session, app: Application, prefix: str) -> ApiKey:
-    key = keys.find_key(db, prefix)
-    if key.application_id != app.id:
-        raise NotFoundError(f"no key with prefix {prefix!r}")
-    return key
-
-
-@router.post("/apps/{app_id}/keys/{prefix}/revoke")
-def revoke_key(ctx: ContextDep, who: ViewerDep, _: FormDep, app_id: int, prefix: str) -> Response:
-    with ctx.sessions.begin() as db:
-        _own_key(db, load_app(db, who, app_id), prefix).active = False
-    return redirect(f"/console/apps/{app_id}?done=key_revoked")
-
-
-@router.post("/apps/{app_id}/keys/{prefix}/credits")
-def top_up(ctx: ContextDep, who: ViewerDep, form: FormDep, app_id: int, prefix: str) -> Response:
-    who.require_admin()
-    amount = _number(form, "amount") or 0.0
-    with ctx.sessions.begin() as db:
-        key = _own_key(db, load_app(db, who, app_id), prefix)
-        credits.add_credits(db, key, credits.cents(amount), f"console: {who.email}")
-    return redirect(f"/console/apps/{app_id}?done=credits_added")
+def _settings_of(app: Application) -> dict[str, str]:
+    """The settings as the audit log shows them (the upstream key only as set or not)."""
+    return {
+        "name": app.name,
+        "enabled": str(app.gateway_enabled),
+        "upstream": app.upstream,
+        "upstream_url": app.upstream_url or "",
+        "upstream_key": "set" if app.upstream_key else "not set",
+        "anonymous_per_day": str(app.anon_daily_limit),
+        "ip_per_minute": str(app.ip_per_minute),
+        "key_per_minute": str(app.key_per_minute),
+        "credits_per_image": f"{app.credit_cost_cents / 100:g}",
+        "starting_credits": f"{app.starting_credits_cents / 100:g}",
+    }
 
 
 @router.post("/apps/{app_id}/members")
 def add_member(ctx: ContextDep, who: ViewerDep, form: FormDep, app_id: int) -> Response:
     who.require_admin()
     with ctx.sessions.begin() as db:
-        users.add_member(db, load_app(db, who, app_id), users.find_user(db, _text(form, "email")))
+        app, user = load_app(db, who, app_id), users.find_user(db, text_field(form, "email"))
+        users.add_member(db, app, user)
+        audit.record(db, who.actor, "member.added", user.email, app.name, app.id)
     return redirect(f"/console/apps/{app_id}?done=member_added")
 
 
@@ -322,37 +300,7 @@ def remove_member(
         user = db.get(User, user_id)
         if user is None:
             raise NotFoundError(f"no user {user_id}")
-        users.remove_member(db, load_app(db, who, app_id), user)
+        app = load_app(db, who, app_id)
+        users.remove_member(db, app, user)
+        audit.record(db, who.actor, "member.removed", user.email, app.name, app.id)
     return redirect(f"/console/apps/{app_id}?done=member_removed")
-
-
-# users -----------------------------------------------------------------------------------
-
-
-@router.get("/users", response_class=HTMLResponse)
-def list_users(request: Request, ctx: ContextDep, who: ViewerDep) -> Response:
-    who.require_admin()
-    with ctx.sessions() as db:
-        names: dict[int, list[str]] = {}
-        for user_id, name in db.execute(
-            select(Membership.user_id, Application.name)
-            .join(Application, Application.id == Membership.application_id)
-            .order_by(Application.name)
-        ):
-            names.setdefault(user_id, []).append(name)
-        rows = [(u, names.get(u.id, [])) for u in db.scalars(select(User).order_by(User.email))]
-        apps = list(db.scalars(select(Application).order_by(Application.name)))
-    return page(request, "users.html", who, "Users", section="users", rows=rows, apps=apps)
-
-
-@router.post("/users")
-def create_user(ctx: ContextDep, who: ViewerDep, form: FormDep) -> Response:
-    who.require_admin()
-    application_id = _whole(form, "application_id")
-    with ctx.sessions.begin() as db:
-        user = users.create_user(
-            db, _text(form, "email"), str(form.get("password") or ""), _text(form, "role")
-        )
-        if application_id:
-            users.add_member(db, load_app(db, who, application_id), user)
-    return redirect("/console/users?done=user_created")

@@ -7,7 +7,7 @@ from typing import Any, Final
 from urllib.parse import quote
 
 from fastapi import Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from clearbg.console.auth import Viewer
@@ -32,6 +32,10 @@ NOTICES: Final = {
     "settings_saved": "The settings were saved.",
     "key_revoked": "The key was revoked: calls with it now answer 401.",
     "credits_added": "The credits were added.",
+    "key_renamed": "The key was renamed.",
+    "job_cancelled": "The job was cancelled: images not yet processed are not charged.",
+    "user_deactivated": "The user was deactivated: their sessions have ended.",
+    "user_reactivated": "The user was reactivated: they can sign in again.",
     "member_added": "The member was added.",
     "member_removed": "The member was removed.",
     "user_created": "The user was created.",
@@ -75,6 +79,10 @@ def error_page(
     request: Request, status: int, code: str, message: str, headers: dict[str, str]
 ) -> Response:
     """A console error as a page; a missing session sends the browser to sign-in."""
+    if "application/problem+json" in request.headers.get("accept", ""):
+        # the playground's script: a problem it can show, not a page
+        body = {"status": status, "code": code, "detail": message}
+        return JSONResponse(body, status, headers, media_type="application/problem+json")
     if code == "sign_in_required":
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return redirect(f"/console/login?next={quote(target)}")

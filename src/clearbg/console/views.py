@@ -1,5 +1,5 @@
-"""Console pages of one application that only read: usage (charts and tables), the API
-samples filled with its key, and the playground (which calls the gateway from the browser)."""
+"""Console pages of one application that only read: usage (charts and tables, beside what
+the ledger says was spent) and the API samples filled with its key."""
 
 from __future__ import annotations
 
@@ -10,12 +10,15 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
+from sqlalchemy import select
 
+from clearbg.accounts import ledger
 from clearbg.accounts.usage import UsageRow, summaries
 from clearbg.console import charts
 from clearbg.console.auth import ContextDep, ViewerDep
 from clearbg.console.pages import load_app
 from clearbg.console.render import page
+from clearbg.store.models import ApiKey
 
 router = APIRouter(prefix="/console/apps/{app_id}", include_in_schema=False)
 
@@ -44,6 +47,8 @@ def usage(
         by_day, by_key, total_rows = summaries(
             db, since, [("day",), ("key",), ()], application_id=app.id
         )
+        key_ids = list(db.scalars(select(ApiKey.id).where(ApiKey.application_id == app.id)))
+        in_ledger = ledger.spent(db, key_ids, since)
     total = total_rows[0] if total_rows else UsageRow(None, None, None, requests=0, images=0)
     labels = [(first + timedelta(days=i)).isoformat() for i in range(days)]
     rows = {r.day: r for r in by_day}
@@ -61,12 +66,13 @@ def usage(
             )
         ],
     )
+    timed = {d: r for d, r in rows.items() if r.image_requests}  # other days: gaps
     latency_chart = charts.lines(
-        "Latency per day",
+        "Latency of image requests per day",
         labels,
         [
-            charts.Series("p50", [rows[d].p50_ms if d in rows else 0 for d in labels], "p50"),
-            charts.Series("p95", [rows[d].p95_ms if d in rows else 0 for d in labels], "p95"),
+            charts.Series("p50", [timed[d].p50_ms if d in timed else None for d in labels], "p50"),
+            charts.Series("p95", [timed[d].p95_ms if d in timed else None for d in labels], "p95"),
         ],
         " ms",
     )
@@ -84,6 +90,7 @@ def usage(
         by_key=sorted(by_key, key=lambda r: -r.requests),
         requests_chart=requests_chart,
         latency_chart=latency_chart,
+        in_ledger=in_ledger,
         top=_top,
     )
 
@@ -213,19 +220,4 @@ def api(request: Request, ctx: ContextDep, who: ViewerDep, app_id: int) -> Respo
         tab="/api",
         app=app,
         samples=samples(origin, app.app_key),
-    )
-
-
-@router.get("/playground", response_class=HTMLResponse)
-def playground(request: Request, ctx: ContextDep, who: ViewerDep, app_id: int) -> Response:
-    with ctx.sessions() as db:
-        app = load_app(db, who, app_id)
-    return page(
-        request,
-        "playground.html",
-        who,
-        f"{app.name}: playground",
-        section="apps",
-        tab="/playground",
-        app=app,
     )

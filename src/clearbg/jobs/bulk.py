@@ -8,8 +8,10 @@ once: the ledger row's reference is ``job:<id>:<n>`` and unique, so an image tha
 
 from __future__ import annotations
 
+import io
 import secrets
-from collections.abc import Callable
+import zipfile
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -250,3 +252,31 @@ def expire_jobs(ctx: JobContext, now: datetime | None = None) -> int:
             job.status = "expired"
             ctx.files.delete_prefix(job_prefix(job.id))
         return len(jobs)
+
+
+def result_stream(ctx: JobContext, img: BulkImage) -> Iterator[bytes]:
+    """A finished image's result, read in chunks; NotFoundError before it is done or after it
+    expired."""
+    if img.status != "done" or img.media_type is None:
+        raise NotFoundError(f"no result {img.n} in job {img.job_id} (yet)")
+    try:
+        return ctx.files.stream(result_key(img.job_id, img.n, img.media_type))
+    except FileNotFoundError:
+        raise NotFoundError(f"the result {img.n} of job {img.job_id} has expired") from None
+
+
+def archive(ctx: JobContext, job_id: str, images: list[BulkImage]) -> bytes:
+    """A zip of the finished results among ``images``, named after the uploaded files."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
+        for img in images:
+            if img.status != "done" or img.media_type is None:
+                continue
+            key = result_key(job_id, img.n, img.media_type)
+            try:
+                data = ctx.files.get(key)
+            except FileNotFoundError:
+                continue  # expired meanwhile
+            stem = (img.filename.rsplit(".", 1)[0] or f"image-{img.n}").replace("/", "_")
+            zf.writestr(f"{img.n:02d}-{stem}.{key.rsplit('.', 1)[1]}", data)
+    return buf.getvalue()

@@ -129,10 +129,12 @@ class PaidCalls:
         peer: str | None,
         forwarded_for: list[str],
         ctx: CallContext,
+        signed: KeyInfo | None = None,
     ) -> GatewayCaller:
         """The gateway's checks in order: X-App-Key 400, unknown application 404 (429 when
         one IP keeps guessing), throttle per IP 429, disabled or no upstream 503, X-Api-Key
-        401, throttle per key 429, anonymous not allowed 401."""
+        401, throttle per key 429, anonymous not allowed 401. ``signed``: a key the console
+        chose for its signed-in user, in place of a secret (checked like one)."""
         ip = anonymous.client_ip(peer, forwarded_for, self.trusted)
         ip_hash = ctx.client_ip_hash = anonymous.hash_ip(self.ip_secret, ip)
         if not app_key or not app_key.strip():
@@ -154,8 +156,13 @@ class PaidCalls:
         if app.upstream == "none" or (app.upstream == "http" and not app.upstream_url):
             raise UpstreamNotConfiguredError(f"no upstream is configured for {app.name!r}")
         key = None
-        if api_key is not None:
+        if signed is not None:
+            key = keys.usable(signed)
+            if key.application_id != app.id:
+                raise WrongApplicationKeyError("the key belongs to another application")
+        elif api_key is not None:
             key = await self._gateway_key(app, api_key)
+        if key is not None:
             ctx.api_key_id = key.id
             own = app.key_per_minute
             per_minute = gw.key_per_minute if own is None else own

@@ -66,6 +66,8 @@ class Application(Base):
     ip_per_minute: Mapped[int | None] = mapped_column(Integer, default=None)  # None: setting
     key_per_minute: Mapped[int | None] = mapped_column(Integer, default=None)  # 0: off
     credit_cost_cents: Mapped[int] = mapped_column(BigInteger, default=100)
+    # what a key made in the console starts with, so its first call does not fail for credits
+    starting_credits_cents: Mapped[int] = mapped_column(BigInteger, default=1000)
 
 
 class ApiKey(Base):
@@ -82,6 +84,9 @@ class ApiKey(Base):
     balance_cents: Mapped[int] = mapped_column(BigInteger, default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(default=None)
+    # after a rotation the old secret's hash, accepted until ``previous_until`` (grace period)
+    previous_hash: Mapped[str | None] = mapped_column(String(64), default=None)
+    previous_until: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class LedgerEntry(Base):
@@ -205,3 +210,21 @@ class ConsoleSession(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime] = mapped_column()
+
+
+class AuditEvent(Base):
+    """Who did what in the console: keys made, renamed, rotated, revoked, credits given,
+    settings changed, users (de)activated. Append-only; ``actor`` keeps the email as it was."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), default=None)
+    actor: Mapped[str] = mapped_column(String(254))
+    application_id: Mapped[int | None] = mapped_column(
+        ForeignKey("applications.id"), index=True, default=None
+    )
+    action: Mapped[str] = mapped_column(String(40))
+    target: Mapped[str] = mapped_column(String(254), default="")
+    detail: Mapped[str] = mapped_column(String(500), default="")

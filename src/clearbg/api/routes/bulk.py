@@ -5,9 +5,7 @@ archive and cancellation. Another key's job is a 404. Results are streamed from 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
-import zipfile
 from datetime import datetime
 from typing import Annotated
 
@@ -148,14 +146,12 @@ def get_bulk_image(svc: ServicesDep, who: CallerDep, job_id: str, n: int) -> Str
     with svc.sessions() as db:
         bulk.get_job(db, who.key, job_id)
         img = db.get(BulkImage, (job_id, n))
-    if img is None or img.status != "done" or img.media_type is None:
+    if img is None:
         raise NotFoundError(f"no result {n} in job {job_id} (yet)")
-    try:
-        chunks = svc.queue.ctx.files.stream(bulk.result_key(job_id, n, img.media_type))
-    except FileNotFoundError:
-        raise NotFoundError(f"the result {n} of job {job_id} has expired") from None
     headers = {"Content-Length": str(img.size)} if img.size is not None else None
-    return StreamingResponse(chunks, media_type=img.media_type, headers=headers)
+    return StreamingResponse(
+        bulk.result_stream(svc.queue.ctx, img), media_type=img.media_type, headers=headers
+    )
 
 
 @router.get("/v1/bulk/{job_id}/archive", response_class=Response)
@@ -168,19 +164,8 @@ def get_bulk_archive(svc: ServicesDep, who: CallerDep, job_id: str) -> Response:
                 select(BulkImage).where(BulkImage.job_id == job_id, BulkImage.status == "done")
             )
         )
-    buf = io.BytesIO()
-    files = svc.queue.ctx.files
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
-        for img in images:
-            key = bulk.result_key(job_id, img.n, img.media_type or "image/png")
-            try:
-                data = files.get(key)
-            except FileNotFoundError:
-                continue  # expired meanwhile
-            stem = (img.filename.rsplit(".", 1)[0] or f"image-{img.n}").replace("/", "_")
-            zf.writestr(f"{img.n:02d}-{stem}.{key.rsplit('.', 1)[1]}", data)
     return Response(
-        buf.getvalue(),
+        bulk.archive(svc.queue.ctx, job_id, images),
         media_type="application/zip",
         headers={"Content-Disposition": f'attachment; filename="{job_id}.zip"'},
     )

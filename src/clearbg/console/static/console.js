@@ -39,13 +39,11 @@ function setupPlayground(form) {
     if (!file && !url) { status.textContent = "Choose a photo or paste its URL."; return; }
     const body = new FormData();
     body.append("image", file || url);
-    for (const name of ["size", "format", "bg_color"]) {
+    for (const name of ["size", "format", "bg_color", "key", "csrf_token"]) {
       const value = form.elements[name].value.trim();
       if (value) body.append(name, value);
     }
-    const headers = { "X-App-Key": form.dataset.appKey };
-    const key = form.elements.api_key.value.trim();
-    if (key) headers["X-Api-Key"] = key;
+    const headers = { "Accept": "application/problem+json, image/*" };
     run.disabled = true;
     status.textContent = "Working…";
     const started = performance.now();
@@ -54,8 +52,12 @@ function setupPlayground(form) {
       const seconds = ((performance.now() - started) / 1000).toFixed(2);
       if (!response.ok) {
         let detail = response.statusText;
-        try { const problem = await response.json(); detail = `${problem.detail} (${problem.code})`; } catch {}
+        let code = "";
+        try { const problem = await response.json(); code = problem.code; detail = `${problem.detail} (${code})`; } catch {}
         status.textContent = `Error ${response.status}: ${detail}`;
+        if (code === "insufficient_credits") {
+          status.textContent += " This key has no credits left: top it up on the Overview tab, or pick another key.";
+        }
         return;
       }
       const blob = await response.blob();
@@ -79,5 +81,17 @@ function setupPlayground(form) {
   });
 }
 
+function hintCredits(form) {
+  // say before the call when the chosen key has nothing left to pay with
+  const warning = document.getElementById("pg-empty");
+  const show = () => {
+    const option = form.elements.key.selectedOptions[0];
+    warning.hidden = !(option && option.dataset.empty === "1");
+  };
+  form.elements.key.addEventListener("change", show);
+  show();
+}
+
 const playground = document.getElementById("playground");
+if (playground) hintCredits(playground);
 if (playground) setupPlayground(playground);
