@@ -16,7 +16,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from tests.scale.stack import ADMIN_TOKEN, Stack, servers
+from tests.scale.stack import ADMIN_TOKEN, Stack, free_port, servers
 
 if not os.environ.get("CLEARBG_SCALE_TESTS"):
     collect_ignore_glob = ["test_*.py"]
@@ -33,7 +33,8 @@ def stack() -> Iterator[Stack]:
     root = Path(tempfile.mkdtemp(prefix="clearbg-scale-"))
     with servers(root) as running:
         running.start_api(workers=2)
-        running.start_worker("worker-1")
+        running.worker_metrics = free_port()
+        running.start_worker("worker-1", metrics_port=running.worker_metrics)
         running.start_worker("worker-2")
         yield running
 
