@@ -141,7 +141,10 @@ def main() -> None:
     args = ap.parse_args()
     photos = sorted((args.data / "photos").glob("*.jpg"))[: args.photos]
     images = args.photos * args.jobs
-    with servers(Path(tempfile.mkdtemp(prefix="clearbg-scale-bench-"))) as stack:
+    with (
+        tempfile.TemporaryDirectory(prefix="clearbg-scale-bench-") as root,
+        servers(Path(root)) as stack,
+    ):
         stack.start_api(workers=1)
         stack.start_worker("worker-1")
         key = make_key(stack)

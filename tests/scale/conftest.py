@@ -8,9 +8,7 @@ from __future__ import annotations
 import io
 import os
 import secrets
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -29,9 +27,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(scope="session")
-def stack() -> Iterator[Stack]:
-    root = Path(tempfile.mkdtemp(prefix="clearbg-scale-"))
-    with servers(root) as running:
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    # the servers' logs and data stay in pytest's temporary folder (its last three runs)
+    with servers(tmp_path_factory.mktemp("stack")) as running:
         running.start_api(workers=2)
         running.worker_metrics = free_port()
         running.start_worker("worker-1", metrics_port=running.worker_metrics)
