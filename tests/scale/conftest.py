@@ -8,15 +8,13 @@ from __future__ import annotations
 import io
 import os
 import secrets
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 from PIL import Image
 
-from tests.scale.stack import ADMIN_TOKEN, Stack, servers
+from tests.scale.stack import ADMIN_TOKEN, Stack, free_port, servers
 
 if not os.environ.get("CLEARBG_SCALE_TESTS"):
     collect_ignore_glob = ["test_*.py"]
@@ -29,11 +27,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(scope="session")
-def stack() -> Iterator[Stack]:
-    root = Path(tempfile.mkdtemp(prefix="clearbg-scale-"))
-    with servers(root) as running:
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    # the servers' logs and data stay in pytest's temporary folder (its last three runs)
+    with servers(tmp_path_factory.mktemp("stack")) as running:
         running.start_api(workers=2)
-        running.start_worker("worker-1")
+        running.worker_metrics = free_port()
+        running.start_worker("worker-1", metrics_port=running.worker_metrics)
         running.start_worker("worker-2")
         yield running
 

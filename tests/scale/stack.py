@@ -22,7 +22,18 @@ from pathlib import Path
 
 import httpx
 
-PG_BIN = Path(os.environ.get("CLEARBG_PG_BIN", "/usr/lib/postgresql/15/bin"))
+
+def _pg_bin() -> Path:
+    """CLEARBG_PG_BIN, or the newest of Debian's PostgreSQL server folders."""
+    if os.environ.get("CLEARBG_PG_BIN"):
+        return Path(os.environ["CLEARBG_PG_BIN"])
+    found = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/postgres"), key=lambda p: int(p.parts[-3])
+    )
+    return found[-1].parent if found else Path("/usr/lib/postgresql/15/bin")
+
+
+PG_BIN = _pg_bin()
 BIN = Path(sys.executable).parent
 ACCESS_KEY, SECRET_KEY, BUCKET = "clearbg-test", "clearbg-test-secret", "clearbg"
 ADMIN_TOKEN = "scale-admin-token"
@@ -65,6 +76,7 @@ class Stack:
     redis_port: int = 0
     s3_port: int = 0
     api_port: int = 0
+    worker_metrics: int = 0  # a worker's metrics port, 0: none
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     logs: dict[str, Path] = field(default_factory=dict)
 
@@ -236,8 +248,9 @@ class Stack:
 
         wait_for(ready, "the API processes", timeout=120)
 
-    def start_worker(self, name: str, threads: int = 1) -> None:
-        self._spawn(name, [str(BIN / "clearbg"), "worker", "--threads", str(threads)], self.env())
+    def start_worker(self, name: str, threads: int = 1, metrics_port: int = 0) -> None:
+        args = ["worker", "--threads", str(threads), "--metrics-port", str(metrics_port)]
+        self._spawn(name, [str(BIN / "clearbg"), *args], self.env())
         wait_for(lambda: "worker:" in self.logs[name].read_text(), name, timeout=120)
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:

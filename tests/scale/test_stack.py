@@ -149,7 +149,8 @@ def test_a_job_whose_worker_is_killed_completes_each_image_charged_once(
     stack.kill(name, signal.SIGKILL)
     assert _job(stack, key, job_id)["done"] < 14  # killed mid-job
     job = _wait(stack, key, job_id)
-    stack.start_worker(name)  # the stack has two workers again
+    again = stack.worker_metrics if name == "worker-1" else 0
+    stack.start_worker(name, metrics_port=again)  # the stack has two workers again
     assert job["status"] == "completed"
     assert job["done"] == 14 and all(i["status"] == "done" for i in job["images"])
     with psycopg.connect(stack.dsn()) as conn:
@@ -194,8 +195,16 @@ def test_console_sign_in_over_the_stack(stack: Stack) -> None:
         assert browser.get("/console/apps").status_code == 200
 
 
-def test_metrics_sum_the_api_processes(stack: Stack) -> None:
-    for _ in range(10):
+def _count(text: str, line_start: str) -> float:
+    return sum(float(ln.rsplit(" ", 1)[1]) for ln in text.splitlines() if ln.startswith(line_start))
+
+
+def test_metrics_sum_the_api_processes_and_workers_have_their_own(stack: Stack) -> None:
+    route = 'clearbg_requests_total{route="/healthz",status="200"}'
+    before = _count(httpx.get(f"{stack.url}/metrics").text, route)
+    for _ in range(20):  # spread over both processes
         httpx.get(f"{stack.url}/healthz")
-    text = httpx.get(f"{stack.url}/metrics").text
-    assert 'clearbg_requests_total{route="/healthz"' in text
+    assert _count(httpx.get(f"{stack.url}/metrics").text, route) == before + 20
+    worker = httpx.get(f"http://127.0.0.1:{stack.worker_metrics}/metrics").text
+    assert "clearbg_worker_queue_depth" in worker
+    assert "clearbg_worker_images_total" in worker

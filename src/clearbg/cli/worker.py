@@ -30,11 +30,11 @@ def worker(threads: int | None, metrics_port: int) -> None:
     settings = load_settings()
     try:
         svc = build_services(settings)
+        svc.engine.session()  # the model loads now, not with the first image
     except ClearbgError as exc:
         fail(exc)
     if metrics_port:
         WorkerMetrics(svc.queue).serve(settings.server.host, metrics_port)
-    svc.engine.session()  # the model loads now, not with the first image
     click.echo(f"ClearBG worker: {threads or settings.jobs.workers} job(s) at once")
     try:
         svc.queue.run_worker(threads)

@@ -99,11 +99,7 @@ class JobQueue:
 
         @huey.periodic_task(_every_minutes(EXPIRE_MINUTES), name="clearbg.expire")
         def expire() -> None:
-            # every consumer's scheduler queues this task: the first of a slot runs it
-            slot = int(time.time() // (EXPIRE_MINUTES * 60))
-            if huey.put_if_empty(f"clearbg.expire.{slot}", 1):
-                huey.get(f"clearbg.expire.{slot - 1}")  # the previous slot's mark, gone
-                bulk.expire_jobs(ctx)
+            self.expire_once()
 
         self._process: Callable[[str], Any] = process_job
         self._callback_task: Callable[[str], Any] = callback
@@ -112,6 +108,17 @@ class JobQueue:
         if self.leases is not None:
             self.leases.queued(job_id)
         self._process(job_id)
+
+    def expire_once(self, now: float | None = None) -> bool:
+        """Expire old jobs unless another consumer did in this schedule slot: every consumer's
+        scheduler queues the periodic task, the first of a slot (a key set if empty, in the
+        queue's own storage) runs it. True when this call ran it."""
+        slot = int((now if now is not None else time.time()) // (EXPIRE_MINUTES * 60))
+        if not self.huey.put_if_empty(f"clearbg.expire.{slot}", 1):
+            return False
+        self.huey.get(f"clearbg.expire.{slot - 1}")  # the previous slot's mark, gone
+        bulk.expire_jobs(self.ctx)
+        return True
 
     def check(self) -> None:
         """``SettingsError`` naming the setting when the queue's Redis cannot be reached."""
