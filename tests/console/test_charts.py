@@ -22,3 +22,15 @@ def test_lines_with_no_traffic_and_hostile_names_are_safe() -> None:
     assert "<script>" not in svg and "&lt;script&gt;" in svg
     assert "<b>" not in svg
     assert "<polyline" in svg
+
+
+def test_a_day_without_data_is_a_gap_in_the_line_not_a_zero() -> None:
+    days = ["2026-12-01", "2026-12-02", "2026-12-03", "2026-12-04"]
+    svg = charts.lines("Latency", days, [charts.Series("p50", [400, None, 300, 500], "p50")], " ms")
+    assert svg.count("<polyline") == 2  # day 1 alone, then days 3 and 4
+    assert svg.count("<circle") == 3
+    assert "2026-12-02: p50 no data" in svg and "2026-12-03: p50 300 ms" in svg
+    bottom = charts.HEIGHT - charts.BOTTOM
+    assert f'cy="{bottom:.1f}"' not in svg  # nothing drawn at 0 ms
+    empty = charts.lines("Latency", days[:2], [charts.Series("p50", [None, None], "p50")], " ms")
+    assert "<polyline" not in empty and "<circle" not in empty

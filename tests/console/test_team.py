@@ -164,7 +164,15 @@ def test_playground_signs_for_the_user_and_keys_are_renamed_rotated_and_audited(
             log.get_by_role("row").filter(has_text=did).filter(has_text=to).first
         ).to_contain_text(admin)
     expect(log.get_by_role("row").filter(has_text="rotated a key")).to_have_count(2)
+    # one application's events, then all again
+    page.get_by_label("Application").select_option(label=app_name)
+    page.get_by_role("button", name="Show").click()
+    expect(log.get_by_role("row").filter(has_text="rotated a key")).to_have_count(2)
+    assert all(app_name in r for r in log.get_by_role("row").all_inner_texts()[1:])
     shot_widths(page, "audit-log")
+    page.get_by_label("Application").select_option("")
+    page.get_by_role("button", name="Show").click()
+    expect(page.get_by_role("heading", name="Audit log")).to_be_visible()
     for path, name in (("/console/account", "account"), (app_url + "/api", "api")):
         page.goto(serve.url + path if path.startswith("/") else path)
         shot_widths(page, name)

@@ -79,7 +79,7 @@ def spent(db: Session, api_key_ids: list[int], since: datetime | None = None) ->
     counts = dict(
         db.execute(
             select(LedgerEntry.reason, func.count()).where(*where).group_by(LedgerEntry.reason)
-        ).tuples()
+        ).all()
     )
     cents = db.scalar(select(func.coalesce(func.sum(LedgerEntry.amount_cents), 0)).where(*where))
     return Spent(counts.get("charge", 0) - counts.get("refund", 0), -int(cents or 0) / 100)

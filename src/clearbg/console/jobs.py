@@ -121,7 +121,7 @@ def job_archive(
 
 @router.post("/{job_id}/cancel")
 def cancel_job(
-    request: Request, ctx: ContextDep, who: ViewerDep, form: FormDep, app_id: int, job_id: str
+    request: Request, ctx: ContextDep, who: ViewerDep, _: FormDep, app_id: int, job_id: str
 ) -> Response:
     """Images not yet processed are dropped and not charged (``bulk.cancel_job``)."""
     with ctx.sessions() as db:

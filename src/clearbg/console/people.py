@@ -72,12 +72,14 @@ def audit_log(
     request: Request,
     ctx: ContextDep,
     who: ViewerDep,
-    app: Annotated[int | None, Query()] = None,
+    app: Annotated[str, Query(max_length=12)] = "",
 ) -> Response:
-    """The newest events first: all of them, or one application's (``?app=<id>``)."""
+    """The newest events first: all of them, or one application's (``?app=<id>``; the
+    form's "all" sends it empty)."""
     who.require_admin()
+    app_id = int(app) if app.isdigit() else None
     with ctx.sessions() as db:
-        events = audit.events(db, application_id=app)
+        events = audit.events(db, application_id=app_id)
         names = dict(db.execute(select(Application.id, Application.name)).all())
     return page(
         request,
@@ -88,5 +90,5 @@ def audit_log(
         events=events,
         names=names,
         actions=audit.ACTIONS,
-        app_filter=app,
+        app_filter=app_id,
     )
