@@ -143,7 +143,8 @@ def test_no_credits_is_402_and_v1_keeps_its_own_shape(compat: Server) -> None:
         ({"type": "person"}, "type"),
         ({"add_shadow": "true"}, "add_shadow"),
         ({"semitransparency": "false"}, "semitransparency"),
-        ({"roi": "10% 10% 90% 90%"}, "roi"),
+        ({"roi": "10% 10% 90% 90%", "crop": "true"}, "roi"),
+        ({"roi": "10% 10%"}, "roi"),
         ({"size": "huge"}, "size"),
         ({"scale": "5%"}, "scale"),
         ({"position": "left"}, "position"),
@@ -205,6 +206,18 @@ def test_scale_and_position_move_the_subject(compat: Server) -> None:
     assert max(rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1) <= 0.5 * max(w, h) + 2
     assert cols[0] == 0  # left
     assert rows[-1] == h - 1  # bottom
+
+
+def test_a_region_of_interest_keeps_only_what_lies_in_it(compat: Server) -> None:
+    key = compat.make_key()
+    whole = np.asarray(image(post(compat, key, {"image_file": small()}, size="full")))[:, :, 3]
+    w = whole.shape[1]
+    resp = post(compat, key, {"image_file": small()}, size="full", roi=f"0 0 {w // 2}px 100%")
+    alpha = np.asarray(image(resp))[:, :, 3]
+    assert alpha.shape == whole.shape
+    assert alpha[:, w // 2 + 1 :].max() == 0
+    assert whole[:, w // 2 + 1 :].max() > 0  # the subject reached there without the region
+    assert np.array_equal(alpha[:, : w // 2], whole[:, : w // 2])
 
 
 def test_account_in_removebg_shape(compat: Server) -> None:

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from clearbg.engine import RemoveOptions
-from clearbg.engine.backdrop import Placement, parse_percent, parse_position
+from clearbg.engine.backdrop import Placement, parse_percent, parse_position, parse_region
 from clearbg.engine.options import parse_color
 from clearbg.errors import InvalidOptionError
 
@@ -36,8 +36,8 @@ _DEFAULTS_ONLY = {
     "type_level": ("1", "none", "latest"),
     "add_shadow": ("false", "0"),
     "semitransparency": ("true", "1"),
-    "roi": ("0% 0% 100% 100%",),
 }
+WHOLE = "0% 0% 100% 100%"
 
 
 @dataclass(frozen=True)
@@ -74,8 +74,11 @@ def _refuse_unsupported(fields: Mapping[str, str]) -> None:
             )
 
 
-def translate(fields: Mapping[str, str], has_bg_image: bool) -> Translated:
-    """The ClearBG request for remove.bg's ``fields`` (text values; files are apart)."""
+def translate(
+    fields: Mapping[str, str], has_bg_image: bool, photo_size: tuple[int, int]
+) -> Translated:
+    """The ClearBG request for remove.bg's ``fields`` (text values; files are apart) on a
+    photo of ``photo_size`` (as seen, EXIF orientation applied)."""
     _refuse_unsupported(fields)
     size = fields.get("size", "preview").strip().lower() or "preview"
     if size not in SIZES:
@@ -96,7 +99,12 @@ def translate(fields: Mapping[str, str], has_bg_image: bool) -> Translated:
     scale = None if scale_text == "original" else parse_percent("scale", scale_text, 0.1)
     position_text = fields.get("position", "original").strip().lower() or "original"
     position = None if position_text == "original" else parse_position(position_text)
-    placement = Placement(scale, position)
+    roi = " ".join(fields.get("roi", WHOLE).split()) or WHOLE
+    region = None if roi == WHOLE else parse_region(roi, photo_size)
+    crop = _flag("crop", fields["crop"]) if "crop" in fields else False
+    if region is not None and crop:
+        raise InvalidOptionError("roi", "a region of interest cannot be combined with crop")
+    placement = Placement(scale, position, region)
     composed = placement.moves or has_bg_image
     channels = fields.get("channels", "rgba").strip().lower() or "rgba"
     if composed and channels != "rgba":
@@ -108,7 +116,7 @@ def translate(fields: Mapping[str, str], has_bg_image: bool) -> Translated:
             "format": "png" if composed else fmt,
             "bg_color": None if composed else fields.get("bg_color") or None,
             "channels": channels,
-            "crop": _flag("crop", fields["crop"]) if "crop" in fields else None,
+            "crop": crop,
             "crop_margin": fields.get("crop_margin") or None,
         }
     )

@@ -16,21 +16,23 @@ from PIL import Image
 from clearbg.engine.imageio import Pixels, encode
 from clearbg.errors import InvalidOptionError
 
-__all__ = ["Placement", "compose_over", "parse_percent", "parse_position"]
+__all__ = ["Placement", "compose_over", "parse_percent", "parse_position", "parse_region"]
 
 
 @dataclass(frozen=True)
 class Placement:
-    """``scale``: the subject's longer side as a share of the canvas (None: as it is);
-    ``position``: where the subject goes, 0..1 on each axis (0 left/top, 1 right/bottom;
-    None: where it is)."""
+    """``region``: only what lies in it (left, top, right, bottom as 0..1 of the image) may
+    be foreground, the rest is made transparent (None: all of it); ``scale``: the subject's
+    longer side as a share of the canvas (None: as it is); ``position``: where the subject
+    goes, 0..1 on each axis (0 left/top, 1 right/bottom; None: where it is)."""
 
     scale: float | None = None
     position: tuple[float, float] | None = None
+    region: tuple[float, float, float, float] | None = None
 
     @property
     def moves(self) -> bool:
-        return self.scale is not None or self.position is not None
+        return self.scale is not None or self.position is not None or self.region is not None
 
 
 def parse_percent(name: str, text: str, low: float = 0.0) -> float:
@@ -57,11 +59,40 @@ def parse_position(text: str) -> tuple[float, float]:
     return values[0], values[-1]
 
 
+def parse_region(text: str, size: tuple[int, int]) -> tuple[float, float, float, float]:
+    """remove.bg's ``roi``, ``"x1 y1 x2 y2"`` in px or % of the photo (``size``), as 0..1."""
+    parts = text.split()
+    if len(parts) != 4:
+        raise InvalidOptionError("roi", f"{text!r}: give four values, x1 y1 x2 y2, in px or %")
+    values = []
+    for n, part in enumerate(parts):
+        if part.endswith("%"):
+            values.append(parse_percent("roi", part))
+            continue
+        try:
+            px = float(part.removesuffix("px"))
+        except ValueError:
+            raise InvalidOptionError("roi", f"{part!r} is not px or %") from None
+        values.append(min(1.0, max(0.0, px / size[n % 2])))
+    left, top, right, bottom = values
+    if right <= left or bottom <= top:
+        raise InvalidOptionError("roi", f"{text!r}: x2 must exceed x1 and y2 y1")
+    return left, top, right, bottom
+
+
 def _placed(rgba: NDArray[np.uint8], placement: Placement) -> NDArray[np.uint8]:
     """The subject (where alpha > 0) cut out, scaled and put back on an empty canvas."""
     if not placement.moves:
         return rgba
     h, w = rgba.shape[:2]
+    if placement.region is not None:
+        left, top, right, bottom = placement.region
+        keep = np.zeros((h, w), dtype=bool)
+        keep[round(top * h) : round(bottom * h), round(left * w) : round(right * w)] = True
+        rgba = rgba.copy()
+        rgba[~keep, 3] = 0
+        if placement.scale is None and placement.position is None:
+            return rgba
     rows = np.flatnonzero(rgba[:, :, 3].max(axis=1))
     cols = np.flatnonzero(rgba[:, :, 3].max(axis=0))
     if len(rows) == 0:

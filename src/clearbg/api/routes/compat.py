@@ -144,7 +144,7 @@ async def removebg(
             _IMAGE_FIELDS,
         )
         background = await _background(svc, texts, files)
-        asked = translate(texts, background is not None)
+        asked = translate(texts, background is not None, svc.engine.probe(data).size)
         wants_json = "application/json" in (accept or "").lower()
         fingerprint = hashlib.sha256(
             repr((asked, wants_json, sorted(texts.items()))).encode()
