@@ -37,6 +37,13 @@ test: setup
 	$(BIN)/pytest -q
 
 # The tests without the `slow` marker, for a quick round while editing; `make test` runs all.
+# Every console page at 390 px and 1366 px, from the console tests, into tests/screenshots/.
+.PHONY: screenshots
+screenshots: setup
+	$(BIN)/clearbg models pull u2netp
+	$(BIN)/pytest -q tests/console/test_team.py
+	cp build/screenshots/*-390.png build/screenshots/*-1366.png tests/screenshots/
+
 .PHONY: test-fast
 test-fast: setup
 	$(BIN)/clearbg models pull u2netp

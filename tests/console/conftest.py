@@ -1,6 +1,8 @@
 """A real `clearbg serve` (a subprocess on 127.0.0.1 with its own data folder and the u2netp
 model), users made with `clearbg admin users create`, and Debian's Chromium driven by Playwright.
-Every test saves screenshots of the pages it visits into tests/screenshots/."""
+Every test saves screenshots of the pages it visits into build/screenshots/ (a test run leaves
+the checkout as it was); `make screenshots` copies each page at both widths to the committed
+tests/screenshots/."""
 
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from playwright.sync_api import Browser, Page, Playwright, sync_playwright
 from tests.api.conftest import free_port, wait_ready
 
 CHROMIUM = Path("/usr/bin/chromium")
-SHOTS = Path(__file__).resolve().parents[1] / "screenshots"
+SHOTS = Path(__file__).resolve().parents[2] / "build" / "screenshots"
 SHOT_HEIGHT = 2400
 WIDTHS = ((390, 844), (1366, 768))
 # the visible form controls whose right edge passes their card's (name, by how many px)
@@ -158,7 +160,7 @@ def page(browser: Browser) -> Iterator[Page]:
 
 
 def shot(page: Page, name: str, full: bool = True) -> None:
-    """A screenshot in tests/screenshots/, kept small (they are committed): at most
+    """A screenshot in SHOTS, kept small (the pages at both widths are committed): at most
     SHOT_HEIGHT px tall, 256 colours."""
     SHOTS.mkdir(parents=True, exist_ok=True)
     png = page.screenshot(full_page=full)

@@ -5,7 +5,7 @@ rotated (the old secret lasts the grace period chosen) and revoked, with full pr
 credit history from the ledger; bulk jobs are followed, opened and cancelled; users are
 deactivated (their sessions end at once) and reactivated; every change is in the audit log.
 Usage, `clearbg admin usage`, /v1/account and the ledger agree after bulk and single calls.
-Each page is checked and saved at 390 px and 1366 px (tests/screenshots/)."""
+Each page is checked and saved at 390 px and 1366 px (`make screenshots` commits them)."""
 
 from __future__ import annotations
 
