@@ -8,6 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from sqlalchemy.orm import Session
+
+from clearbg.accounts import audit
+from clearbg.store.db import make_engine
 
 
 def admin(data: Path, *args: str) -> str:
@@ -34,6 +38,14 @@ def test_admin_manages_applications_keys_and_credits(tmp_path: Path) -> None:
     assert "revoked" in admin(tmp_path, "keys", "revoke", prefix)
     assert "revoked" in admin(tmp_path, "keys", "list")
     assert "requests" in admin(tmp_path, "usage")
+    with Session(make_engine(f"sqlite:///{tmp_path / 'clearbg.db'}")) as db:
+        logged = [(e.actor, e.action, e.target) for e in reversed(audit.events(db))]
+    assert logged == [
+        ("command line", "app.created", "shop"),
+        ("command line", "key.created", prefix),
+        ("command line", "credits.added", prefix),
+        ("command line", "key.revoked", prefix),
+    ]
     failed = subprocess.run(
         [
             sys.executable,

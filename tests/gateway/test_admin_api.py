@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from clearbg.accounts import audit
 from clearbg.engine import Engine
 from clearbg.gateway.anonymous import client_ip, parse_networks
 from tests.gateway.conftest import PNG, Gateway, start_gateway
@@ -103,6 +104,19 @@ def test_applications_keys_credits_and_usage(admin_gw: Gateway, admin: httpx.Cli
     assert keyed["upstream_p50_ms"] is not None
     # a refused key is not credited with the attempt (its prefix could be anyone's guess)
     assert by_key[None]["errors"] == {"invalid_api_key": 1, "not_an_image": 1}
+
+    # every change is in the audit log, by the admin API, and no upstream key's value is
+    with admin_gw.server.db() as db:
+        logged = audit.events(db, application_id=app["id"])
+    assert {e.actor for e in logged} == {"admin API"}
+    assert [e.action for e in reversed(logged)] == [
+        "app.created",
+        *["settings.changed"] * 3,
+        "key.created",
+        "credits.added",
+        "key.revoked",
+    ]
+    assert "cbg_x" not in str([(e.target, e.detail) for e in logged])
 
 
 def test_forwarded_for_is_believed_only_from_trusted_proxies(admin_gw: Gateway) -> None:

@@ -1,4 +1,5 @@
-"""The audit log: who did what in the console, kept in the database beside what changed.
+"""The audit log: who did what in the console, the admin API or `clearbg admin`, kept in the
+database beside what changed.
 
 Each event is written in the transaction of the change it describes, so a change that rolls
 back leaves no event and an event never describes a change that did not happen.
@@ -34,19 +35,20 @@ ACTIONS: Final = {
 
 def record(
     db: Session,
-    actor: tuple[int, str] | None,
+    actor: tuple[int, str] | str | None,
     action: str,
     target: str = "",
     detail: str = "",
     application_id: int | None = None,
 ) -> AuditEvent:
-    """Add one event to the current transaction; ``actor`` is (user id, email), None for the
-    command line."""
+    """Add one event to the current transaction; ``actor`` is a console user's (id, email), the
+    name of another way in ("admin API"), or None for the command line."""
     if action not in ACTIONS:
         raise ValueError(f"unknown audit action {action!r}")  # a bug of ours, not of input
+    user = actor if isinstance(actor, tuple) else None
     event = AuditEvent(
-        actor_id=actor[0] if actor else None,
-        actor=actor[1] if actor else "command line",
+        actor_id=user[0] if user else None,
+        actor=user[1] if user else actor or "command line",
         application_id=application_id,
         action=action,
         target=target[:254],

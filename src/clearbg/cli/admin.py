@@ -39,7 +39,7 @@ def _db(ctx: click.Context, creates: bool = False) -> Iterator[Session]:
 
     from clearbg.errors import NotFoundError
     from clearbg.settings import Settings
-    from clearbg.store.db import make_engine, migrate, sessions
+    from clearbg.store.db import open_store, sessions
 
     settings = Settings()
     if ctx.obj is not None:  # --data-dir of the admin group, inherited by every subcommand
@@ -58,9 +58,8 @@ def _db(ctx: click.Context, creates: bool = False) -> Iterator[Session]:
                 )
             )
         settings.server.data_dir.mkdir(parents=True, exist_ok=True)
-    migrate(settings.database_url)
-    factory = sessions(make_engine(settings.database_url))
     try:
+        factory = sessions(open_store(settings))  # a shared store is only checked, not migrated
         with factory.begin() as db:
             yield db
     except ClearbgError as exc:
@@ -183,11 +182,12 @@ def _describe(app: Application) -> str:
 @_gateway_options
 @click.pass_context
 def apps_create(ctx: click.Context, name: str, changes: _GatewayChanges) -> None:
-    from clearbg.accounts import keys
+    from clearbg.accounts import audit, keys
 
     with _db(ctx, creates=True) as db:
         app = keys.create_application(db, name)
         _apply(db, app, changes)
+        audit.record(db, None, "app.created", app.name, application_id=app.id)
         click.echo(_describe(app))
 
 
@@ -197,11 +197,12 @@ def apps_create(ctx: click.Context, name: str, changes: _GatewayChanges) -> None
 @click.pass_context
 def apps_set(ctx: click.Context, name: str, changes: _GatewayChanges) -> None:
     """Change NAME's (name or id) settings; options not given stay as they are."""
-    from clearbg.accounts import keys
+    from clearbg.accounts import audit, keys
 
     with _db(ctx) as db:
         app = keys.find_application(db, name)
         _apply(db, app, changes)
+        audit.record(db, None, "settings.changed", app.name, _describe(app), app.id)
         click.echo(_describe(app))
 
 
@@ -260,7 +261,7 @@ def keys_create(
     expires_days: float | None,
 ) -> None:
     """Create a key for APPLICATION (name or id); its secret is shown only now."""
-    from clearbg.accounts import credits
+    from clearbg.accounts import audit, credits
     from clearbg.accounts import keys as service
 
     expires = datetime.now(UTC) + timedelta(days=expires_days) if expires_days else None
@@ -274,6 +275,8 @@ def keys_create(
             unlimited=unlimited,
             expires_at=expires,
         )
+        what = "unlimited" if unlimited else f"{amount:g} credits"
+        audit.record(db, None, "key.created", key.prefix, what, app.id)
     click.echo(f"key {key.prefix} for {app.name}; the secret is shown only this once:\n{raw}")
 
 
@@ -311,10 +314,12 @@ def keys_list(ctx: click.Context, application: str | None) -> None:
 @click.argument("prefix")
 @click.pass_context
 def keys_revoke(ctx: click.Context, prefix: str) -> None:
+    from clearbg.accounts import audit
     from clearbg.accounts import keys as service
 
     with _db(ctx) as db:
         key = service.revoke_key(db, prefix)
+        audit.record(db, None, "key.revoked", key.prefix, key.label, key.application_id)
     click.echo(f"key {key.prefix} revoked")
 
 
@@ -325,12 +330,14 @@ def keys_revoke(ctx: click.Context, prefix: str) -> None:
 @click.pass_context
 def credits_add(ctx: click.Context, prefix: str, amount: float, note: str) -> None:
     """Add AMOUNT credits to the key with PREFIX."""
-    from clearbg.accounts import credits
+    from clearbg.accounts import audit, credits
     from clearbg.accounts import keys as service
 
     with _db(ctx) as db:
         key = service.find_key(db, prefix)
         balance = credits.add_credits(db, key, credits.cents(amount), note)
+        what = f"{amount:g} credits"
+        audit.record(db, None, "credits.added", key.prefix, what, key.application_id)
     click.echo(f"key {key.prefix}: {credits.credits(balance):g} credits")
 
 

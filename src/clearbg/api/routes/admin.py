@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from clearbg.accounts import applications, credits, keys
+from clearbg.accounts import applications, audit, credits, keys
 from clearbg.accounts.applications import UNSET
 from clearbg.accounts.usage import UsageRow, summarize
 from clearbg.api.deps import ServicesDep
@@ -35,6 +35,7 @@ def admin_auth(svc: ServicesDep, authorization: Annotated[str | None, Header()] 
         raise AdminAuthError("send the admin token as Authorization: Bearer <token>")
 
 
+ACTOR = "admin API"  # who the audit log names for changes made here
 router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(admin_auth)])
 
 
@@ -190,6 +191,7 @@ def create_application(svc: ServicesDep, body: ApplicationCreate) -> Application
     with svc.sessions.begin() as db:
         app = keys.create_application(db, body.name)
         _patch(db, app, body)
+        audit.record(db, ACTOR, "app.created", app.name, application_id=app.id)
         return ApplicationPublic.of(app)
 
 
@@ -204,6 +206,8 @@ def patch_application(svc: ServicesDep, ref: str, body: ApplicationPatch) -> App
     with svc.sessions.begin() as db:
         app = keys.find_application(db, ref)
         _patch(db, app, body)
+        changed = ", ".join(sorted(body.model_fields_set))  # names only: never a key's value
+        audit.record(db, ACTOR, "settings.changed", app.name, changed, app.id)
         return ApplicationPublic.of(app)
 
 
@@ -220,6 +224,8 @@ def create_key(svc: ServicesDep, ref: str, body: KeyCreate) -> KeyCreated:
             unlimited=body.unlimited,
             expires_at=expires,
         )
+        what = "unlimited" if key.unlimited else f"{body.credits:g} credits"
+        audit.record(db, ACTOR, "key.created", key.prefix, what, app.id)
         return KeyCreated(**KeyPublic.of(key).model_dump(), secret=raw)
 
 
@@ -234,7 +240,9 @@ def list_keys(svc: ServicesDep, ref: str) -> list[KeyPublic]:
 @router.post("/keys/{prefix}/revoke")
 def revoke_key(svc: ServicesDep, prefix: str) -> KeyPublic:
     with svc.sessions.begin() as db:
-        return KeyPublic.of(keys.revoke_key(db, prefix))
+        key = keys.revoke_key(db, prefix)
+        audit.record(db, ACTOR, "key.revoked", key.prefix, key.label, key.application_id)
+        return KeyPublic.of(key)
 
 
 @router.post("/keys/{prefix}/credits")
@@ -242,6 +250,8 @@ def top_up(svc: ServicesDep, prefix: str, body: TopUp) -> KeyPublic:
     with svc.sessions.begin() as db:
         key = keys.find_key(db, prefix)
         credits.add_credits(db, key, credits.cents(body.amount), body.note)
+        what = f"{body.amount:g} credits"
+        audit.record(db, ACTOR, "credits.added", key.prefix, what, key.application_id)
         return KeyPublic.of(key)
 
 
