@@ -242,3 +242,46 @@ def test_rate_limit_is_429_in_removebg_shape(
         assert srv.balance(key) == 9.75
     finally:
         stop()
+
+
+def strip(width: int) -> bytes:
+    """A photo too wide for WebP (16383 px a side) though small in pixels."""
+    buf = io.BytesIO()
+    with Image.open(io.BytesIO(small())) as im:
+        im.resize((width, 24)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def balance(srv: Server, key: str) -> float:
+    resp = httpx.get(srv.url + "/v1.0/account", headers={"X-Api-Key": key})
+    total: float = resp.json()["data"]["attributes"]["credits"]["total"]
+    return total
+
+
+def test_a_cut_out_that_cannot_be_delivered_is_a_400_and_costs_nothing(compat: Server) -> None:
+    key = compat.make_key(credits_=5)
+    # composed after the charge (the subject placed): the charge is given back
+    placed = post(
+        compat, key, {"image_file": strip(16500)}, format="webp", position="center", size="full"
+    )
+    assert_error(placed, 400, "invalid_option")
+    assert "16383" in placed.json()["errors"][0]["detail"]
+    v1 = httpx.post(
+        compat.url + "/v1/removebg",
+        headers={"X-Api-Key": key},
+        files={"image": strip(16500)},
+        data={"format": "webp"},
+        timeout=60,
+    )
+    assert v1.status_code == 400 and v1.json()["code"] == "invalid_option", v1.text
+    assert balance(compat, key) == 5
+
+
+def test_a_long_background_photo_is_cut_before_it_is_scaled(compat: Server) -> None:
+    key = compat.make_key(credits_=5)
+    tall = io.BytesIO()
+    Image.new("RGB", (2, 6000), (0, 90, 200)).save(tall, "PNG")
+    resp = post(compat, key, {"image_file": small(), "bg_image_file": tall.getvalue()})
+    out = image(resp).convert("RGB")
+    assert out.size == Image.open(io.BytesIO(small())).size
+    assert out.getpixel((0, 0)) == (0, 90, 200)

@@ -112,16 +112,17 @@ def _placed(rgba: NDArray[np.uint8], placement: Placement) -> NDArray[np.uint8]:
 
 
 def _cover(background: Pixels, size: tuple[int, int]) -> Image.Image:
-    """The background photo scaled to cover ``size`` and centred (its overflow cut off)."""
+    """The background photo scaled to cover ``size`` and centred (its overflow cut off). The
+    overflow is cut in the photo's own pixels first, so a very long photo is never scaled up
+    whole."""
     bg = Image.fromarray(np.ascontiguousarray(background.rgb))
     w, h = size
     factor = max(w / bg.width, h / bg.height)
-    scaled = bg.resize(
-        (max(w, round(bg.width * factor)), max(h, round(bg.height * factor))),
-        Image.Resampling.LANCZOS,
-    )
-    left, top = (scaled.width - w) // 2, (scaled.height - h) // 2
-    return scaled.crop((left, top, left + w, top + h)).convert("RGBA")
+    cw, ch = min(bg.width, w / factor), min(bg.height, h / factor)  # what ends up on the canvas
+    left, top = (bg.width - cw) / 2, (bg.height - ch) / 2
+    return bg.resize(
+        (w, h), Image.Resampling.LANCZOS, box=(left, top, left + cw, top + ch)
+    ).convert("RGBA")
 
 
 def compose_over(

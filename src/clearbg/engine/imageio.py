@@ -26,6 +26,7 @@ from PIL import Image, UnidentifiedImageError
 from clearbg.errors import (
     CorruptImageError,
     EmptyImageError,
+    InvalidOptionError,
     NotAnImageError,
     TooManyPixelsError,
     TruncatedImageError,
@@ -408,6 +409,14 @@ def encode(
     ``icc`` embedded (colour images only)."""
     if pixels.ndim == 2:
         icc = None
+    side = {"jpg": 65535, "webp": 16383}.get(fmt)
+    if side is not None and max(pixels.shape[:2]) > side:
+        h, w = pixels.shape[:2]
+        raise InvalidOptionError(
+            "format",
+            f"{fmt} holds at most {side} px a side and this cut-out is {w}x{h}: "
+            "choose png or a smaller size",
+        )
     if fmt == "png":
         from clearbg.engine.png import encode_png
 

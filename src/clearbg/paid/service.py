@@ -13,7 +13,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -242,6 +243,24 @@ class PaidCalls:
         if result.cutout is None:  # the local engine always gives its cut-out
             raise UpstreamError("the engine gave no cut-out")
         return result.cutout
+
+    @asynccontextmanager
+    async def delivering(self, caller: Caller, ctx: CallContext) -> AsyncIterator[None]:
+        """The work between ``remove``'s charge and the answer (compositing, storing the
+        replay): if it fails, the charge is given back, so failed work is never billed."""
+        try:
+            yield
+        except BaseException:
+            cost, ctx.credits_cents = ctx.credits_cents, 0
+            if cost:
+
+                def give_back() -> None:
+                    with self.sessions.begin() as db:
+                        credits.refund(db, caller.key, cost, f"refund:req:{ctx.request_id}")
+
+                with anyio.CancelScope(shield=True):
+                    await anyio.to_thread.run_sync(give_back)
+            raise
 
     async def gateway_remove(
         self, caller: GatewayCaller, data: bytes, options: RemoveOptions, ctx: CallContext

@@ -157,12 +157,13 @@ async def removebg(
             return rendered(replay)
         try:
             cut = await svc.paid.remove(who, data, asked.options, ctx)
-            answer = await _answer(cut, asked, background, wants_json, ctx)
+            async with svc.paid.delivering(who, ctx):
+                answer = idem.finish(await _answer(cut, asked, background, wants_json, ctx))
         except BaseException:
             idem.abandon()
             raise
         svc.metrics.images.labels("removebg-v1.0", cut.model).inc()
-        return rendered(idem.finish(answer))
+        return rendered(answer)
 
     return await _answered(ctx, work)
 

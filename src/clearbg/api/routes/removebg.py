@@ -74,9 +74,11 @@ async def removebg(
         return rendered(replay)
     try:
         cut = await svc.paid.remove(who, data, opts, ctx)
+        async with svc.paid.delivering(who, ctx):
+            headers = {"content-type": cut.media_type, **cutout_headers(cut, ctx.credits_cents)}
+            answer = idem.finish(Answer(200, headers, cut.data))
     except BaseException:
         idem.abandon()
         raise
     svc.metrics.images.labels("removebg", cut.model).inc()
-    headers = {"content-type": cut.media_type, **cutout_headers(cut, ctx.credits_cents)}
-    return rendered(idem.finish(Answer(200, headers, cut.data)))
+    return rendered(answer)
