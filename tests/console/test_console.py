@@ -9,7 +9,11 @@ import httpx
 import pytest
 from PIL import Image
 from playwright.sync_api import Browser, Page, expect
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
+from clearbg.store.db import make_engine
+from clearbg.store.models import ApiKey, Application
 from tests.conftest import PHOTOS
 from tests.console.conftest import PASSWORD, Serve, shot, sign_in
 
@@ -148,6 +152,14 @@ def test_member_sees_only_the_applications_they_belong_to(serve: Serve, browser:
         own_url + "/keys", form={"csrf_token": token, "label": "rich", "credits": "100"}
     )
     assert forged.status == 403  # giving credits is for admins
+    # the application's starting credits go to a member's first key only: more keys mint none
+    again = page.request.post(own_url + "/keys", form={"csrf_token": token, "label": "second"})
+    assert again.ok
+    with Session(make_engine(f"sqlite:///{serve.data_dir / 'clearbg.db'}")) as db:
+        app_id = select(Application.id).where(Application.name == mine).scalar_subquery()
+        made = db.scalars(select(ApiKey).where(ApiKey.application_id == app_id))
+        balances = {k.label: k.balance_cents for k in made}
+    assert balances == {"alice's key": 1000, "second": 0}
     forged = page.request.post(
         own_url + "/settings", form={"csrf_token": token, "name": "renamed", "upstream": "none"}
     )

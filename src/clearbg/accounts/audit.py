@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from clearbg.store.models import AuditEvent
 
-__all__ = ["ACTIONS", "events", "record"]
+__all__ = ["ACTIONS", "done_before", "events", "record"]
 
 # what each action reads as on the audit page
 ACTIONS: Final = {
@@ -64,3 +64,13 @@ def events(db: Session, *, application_id: int | None = None, limit: int = 200) 
     if application_id is not None:
         query = query.where(AuditEvent.application_id == application_id)
     return list(db.scalars(query))
+
+
+def done_before(db: Session, actor_id: int, action: str, application_id: int) -> bool:
+    """Whether this console user did ``action`` in this application before."""
+    query = select(AuditEvent.id).where(
+        AuditEvent.actor_id == actor_id,
+        AuditEvent.action == action,
+        AuditEvent.application_id == application_id,
+    )
+    return db.scalar(query.limit(1)) is not None

@@ -35,7 +35,9 @@ def _own_key(db: Session, app: Application, prefix: str) -> ApiKey:
 def create_key(
     request: Request, ctx: ContextDep, who: ViewerDep, form: FormDep, app_id: int
 ) -> Response:
-    """A new key with the credits given (admins), else the application's starting credits."""
+    """A new key with the credits given (admins), else the application's starting credits:
+    for every key an admin makes, for a member's first key in the application only (so a
+    member cannot mint credits by making keys)."""
     days = number_field(form, "expires_days")
     amount = number_field(form, "credits")
     unlimited = form.get("unlimited") == "1"
@@ -44,6 +46,8 @@ def create_key(
     with ctx.sessions.begin() as db:
         app = load_app(db, who, app_id)
         given = app.starting_credits_cents if amount is None else credits.cents(amount)
+        if not who.is_admin and audit.done_before(db, who.id, "key.created", app.id):
+            given = 0
         key, raw = keys.create_key(
             db,
             app,

@@ -57,8 +57,8 @@ def number_field(form: FormData, name: str, *, blank: float | None = None) -> fl
         value = float(raw)
     except ValueError:
         raise InvalidOptionError(name, f"{raw!r} is not a number") from None
-    if value < 0:
-        raise InvalidOptionError(name, "must not be negative")
+    if not 0 <= value <= 1e9:  # also NaN and infinity
+        raise InvalidOptionError(name, "must be a number from 0 to 1,000,000,000")
     return value
 
 

@@ -160,10 +160,15 @@ def _run_image(
     except IntegrityError:  # another run of this image charged it in the same transaction
         return True  # that stored and delivered it
     except ClearbgError as exc:
-        # stored, then not charged (short of credits): nothing of it may stay
-        for media_type in RESULT_TYPES:
-            ctx.files.delete(result_key(job_id, n, media_type))
-        _fail(ctx, job_id, n, exc)
+        # stored, then not charged (short of credits): nothing of it may stay, unless another
+        # run of this job (its lease lost) delivered and charged the image meanwhile
+        with ctx.sessions() as db:
+            img = db.get(BulkImage, (job_id, n))
+            delivered = img is not None and img.status == "done"
+        if not delivered:
+            for media_type in RESULT_TYPES:
+                ctx.files.delete(result_key(job_id, n, media_type))
+            _fail(ctx, job_id, n, exc)
         return True
     except OSError as exc:
         _fail(ctx, job_id, n, OutputError(f"the upload cannot be read: {exc.strerror}"))

@@ -17,7 +17,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from redis import Redis
+from redis import Redis, RedisError
 
 log = logging.getLogger("clearbg.jobs")
 
@@ -55,7 +55,8 @@ class Leases:
     def hold(self, job_id: str) -> Iterator[None]:
         """Hold the job's lease while the block runs; renewed on a thread of its own."""
         key = self._key(job_id)
-        holder = f"running {socket.gethostname()}:{os.getpid()}"
+        # this thread's own value (the pid last), so only its holder may end the lease
+        holder = f"running {socket.gethostname()}.{threading.get_ident()}:{os.getpid()}"
         self.conn.set(key, holder, px=self.lease_ms)
         done = threading.Event()
 
@@ -63,7 +64,7 @@ class Leases:
             while not done.wait(self.lease_ms / 3000):
                 try:
                     self.conn.set(key, holder, px=self.lease_ms)
-                except OSError:  # Redis away for a moment: the next renewal tries again
+                except (OSError, RedisError):  # Redis away a moment: the next renewal retries
                     log.warning("the lease of %s could not be renewed", job_id)
 
         thread = threading.Thread(target=renew, name=f"clearbg-lease-{job_id}", daemon=True)
@@ -73,4 +74,11 @@ class Leases:
         finally:
             done.set()
             thread.join()
-            self.conn.delete(key)
+            self.conn.eval(_RELEASE, 1, key, holder)
+
+
+# deletes the lease only if it is still the caller's (another worker may hold it by now)
+_RELEASE = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
+return 0
+"""
