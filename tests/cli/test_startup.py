@@ -34,6 +34,7 @@ SECRETS = {
     "CLEARBG_CONSOLE__SECRET": "c",
     "CLEARBG_JOBS__CALLBACK_SECRET": "j",
     "CLEARBG_GATEWAY__IP_HASH_SECRET": "g",
+    "CLEARBG_LIMITS__STORAGE_URL": "redis://127.0.0.1:9/1",
 }
 
 
@@ -67,3 +68,9 @@ def test_several_api_processes_cannot_share_the_sqlite_queue(tmp_path: Path) -> 
     done = _run(tmp_path, "serve", "--workers", "2")
     assert done.returncode == 6
     assert "CLEARBG_JOBS__CONSUMER" in done.stderr
+
+
+def test_several_api_processes_cannot_count_limits_in_memory(tmp_path: Path) -> None:
+    done = _run(tmp_path, "serve", "--workers", "2", CLEARBG_JOBS__CONSUMER="false")
+    assert done.returncode == 6
+    assert done.stderr.startswith("Error [bad_settings]: CLEARBG_LIMITS__STORAGE_URL")

@@ -41,6 +41,13 @@ def serve(host: str | None, port: int | None, data_dir: Path | None, workers: in
                 "and run one `clearbg worker`"
             )
         )
+    if (workers > 1 or settings.shared) and settings.limits.storage_url.startswith("memory"):
+        fail(
+            SettingsError(
+                "CLEARBG_LIMITS__STORAGE_URL: several API processes would each count their own "
+                "rate limits in memory; set it to redis://..."
+            )
+        )
     try:
         if workers == 1:
             app = create_app(settings)
