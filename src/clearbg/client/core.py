@@ -43,6 +43,7 @@ ImageInput: TypeAlias = str | os.PathLike[str] | bytes | IO[bytes] | Image.Image
 """A photo: a path, its bytes, a binary file object or a PIL image (sent as PNG)."""
 
 RETRIED = frozenset({429, 503})
+MAX_WAIT = 60.0  # seconds the client waits for a retry at most; a longer Retry-After is raised
 _TERMINAL = frozenset({"completed", "failed", "cancelled", "expired"})
 _EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
 
@@ -161,6 +162,12 @@ class Call:
     files: list[tuple[str, tuple[str | None, bytes, str]]] = field(default_factory=list)
     headers: dict[str, str] = field(default_factory=dict)
 
+    @property
+    def repeatable(self) -> bool:
+        """Whether sending it again after a lost answer is safe: a read, or a paid call whose
+        Idempotency-Key makes the server answer a repeat without charging it again."""
+        return self.method == "GET" or "Idempotency-Key" in self.headers
+
     def request(self, client: httpx.Client | httpx.AsyncClient) -> httpx.Request:
         return client.build_request(
             self.method,
@@ -242,14 +249,35 @@ def error_of(response: httpx.Response) -> ClearbgError:
     return error_from(response.status_code, code, detail, seconds)
 
 
-def retry_delay(response: httpx.Response, attempt: int, retries: int) -> float | None:
-    """Seconds to wait before trying again, or None: do not (a success, an error that another
-    try cannot mend, or ``retries`` used up). 429 and 503 wait what ``Retry-After`` says, else
-    an exponential back-off from half a second."""
-    if response.status_code not in RETRIED or attempt >= retries:
+def retry_delay(
+    call: Call, outcome: httpx.Response | httpx.TransportError, attempt: int, retries: int
+) -> float | None:
+    """Seconds to wait before sending ``call`` again, or None: do not (a success, an error
+    that another try cannot mend, a wait longer than MAX_WAIT, or ``retries`` used up).
+
+    429 and 503 wait what ``Retry-After`` says; a lost connection or timeout (a repeatable
+    call only) and a 409 for a first try still running on the server back off exponentially
+    from half a second."""
+    if attempt >= retries:
         return None
-    header = response.headers.get("retry-after", "")
-    return float(header) if header.isdigit() else min(30.0, 0.5 * 2**attempt)
+    backoff = min(MAX_WAIT, 0.5 * 2**attempt)
+    if isinstance(outcome, httpx.TransportError):
+        return backoff if call.repeatable else None
+    if outcome.status_code == 409 and call.repeatable:
+        return backoff if _code(outcome) == "idempotency_in_progress" else None
+    if outcome.status_code not in RETRIED:
+        return None
+    header = outcome.headers.get("retry-after", "")
+    wait = float(header) if header.isdigit() else backoff
+    return wait if wait <= MAX_WAIT else None  # e.g. a daily allowance: tell the caller
+
+
+def _code(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return ""
+    return str(body.get("code", "")) if isinstance(body, dict) else ""
 
 
 def _int(headers: httpx.Headers, name: str) -> int | None:

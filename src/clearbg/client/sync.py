@@ -35,7 +35,8 @@ Progress = Callable[[JobStatus], None]
 
 
 class _Transport:
-    """Sends a ``Call``, tries 429 and 503 again (same Idempotency-Key), raises typed errors."""
+    """Sends a ``Call``; tries again (same Idempotency-Key) after 429, 503, a 409 for a try
+    still running and a lost connection (``retry_delay``); raises typed errors."""
 
     def __init__(
         self, base_url: str, headers: dict[str, str], timeout: float, retries: int
@@ -45,16 +46,22 @@ class _Transport:
 
     def send(self, call: Call) -> httpx.Response:
         attempt = 0
+        outcome: httpx.Response | httpx.TransportError
         while True:
-            response = self.http.send(call.request(self.http))
-            delay = retry_delay(response, attempt, self.retries)
+            try:
+                outcome = self.http.send(call.request(self.http))
+            except httpx.TransportError as exc:
+                outcome = exc
+            delay = retry_delay(call, outcome, attempt, self.retries)
             if delay is None:
                 break
             attempt += 1
             time.sleep(delay)
-        if response.is_error:
-            raise error_of(response)
-        return response
+        if isinstance(outcome, httpx.TransportError):
+            raise outcome
+        if outcome.is_error:
+            raise error_of(outcome)
+        return outcome
 
     def json(self, call: Call) -> Any:
         return self.send(call).json()
