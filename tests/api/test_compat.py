@@ -285,3 +285,13 @@ def test_a_long_background_photo_is_cut_before_it_is_scaled(compat: Server) -> N
     out = image(resp).convert("RGB")
     assert out.size == Image.open(io.BytesIO(small())).size
     assert out.getpixel((0, 0)) == (0, 90, 200)
+
+
+def test_a_photo_of_several_megabytes_in_base64_is_taken(compat: Server) -> None:
+    big = io.BytesIO()
+    noise = np.random.default_rng(0).integers(0, 255, (900, 900, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(big, "PNG")
+    assert len(big.getvalue()) > 2_000_000
+    key = compat.make_key(credits_=5)
+    resp = post(compat, key, image_file_b64=base64.b64encode(big.getvalue()).decode(), size="full")
+    assert image(resp).size == (900, 900)

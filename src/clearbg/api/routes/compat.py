@@ -17,6 +17,7 @@ import anyio.to_thread
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartException
 
 from clearbg.api.compat_fields import Translated, translate
@@ -65,8 +66,9 @@ async def _caller(svc: Services, ctx: CallContext, key: str | None) -> Caller:
     return await anyio.to_thread.run_sync(svc.paid.authenticate, key, ctx)
 
 
-async def _fields(request: Request) -> tuple[dict[str, str], dict[str, bytes]]:
-    """A form (multipart or urlencoded) or a JSON body: text fields, and file parts' bytes."""
+async def _fields(request: Request, limit: int) -> tuple[dict[str, str], dict[str, bytes]]:
+    """A form (multipart or urlencoded) or a JSON body: text fields, and file parts' bytes;
+    a part may be twice the upload limit (a photo in base64 is a third larger)."""
     if request.headers.get("content-type", "").lower().startswith("application/json"):
         try:
             body = await request.json()
@@ -76,9 +78,10 @@ async def _fields(request: Request) -> tuple[dict[str, str], dict[str, bytes]]:
             raise InvalidMultipartError("the JSON body must be an object of fields")
         return {k: v if isinstance(v, str) else json.dumps(v) for k, v in body.items()}, {}
     try:
-        form = await request.form()
-    except MultiPartException as exc:
-        raise InvalidMultipartError(f"the form cannot be read: {exc.message}") from exc
+        form = await request.form(max_part_size=2 * limit)
+    except (MultiPartException, StarletteHTTPException) as exc:
+        detail = getattr(exc, "message", None) or getattr(exc, "detail", "")
+        raise InvalidMultipartError(f"the form cannot be read: {detail}") from exc
     texts: dict[str, str] = {}
     files: dict[str, bytes] = {}
     try:
@@ -135,7 +138,9 @@ async def removebg(
 
     async def work() -> Response:
         who = await _caller(svc, ctx, x_api_key)
-        texts, files = await _fields(request)
+        texts, files = await _fields(
+            request, int(svc.settings.server.upload_limit_mb * 1024 * 1024)
+        )
         data = await photo_of(
             svc.fetcher,
             files.get("image_file"),
