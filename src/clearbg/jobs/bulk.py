@@ -64,18 +64,24 @@ def result_key(job_id: str, n: int, media_type: str) -> str:
     return f"jobs/{job_id}/out/{n}.{RESULT_TYPES[media_type]}"
 
 
+def new_job_id() -> str:
+    return "job_" + secrets.token_hex(8)
+
+
 def create_job(
     ctx: JobContext,
     key_id: int,
     uploads: list[Upload],
     opts: RemoveOptions,
     callback_url: str | None,
+    job_id: str | None = None,
 ) -> BulkJob:
-    """Store the uploads and the job's rows (every option, as text); the caller has checked
-    the job with ``PaidCalls.check_job`` and then queues it."""
+    """Store the uploads and the job's rows (every option, as text) under ``job_id`` (from
+    ``new_job_id``; a new one if None); the caller has checked the job with
+    ``PaidCalls.check_job`` and then queues it."""
     if not 1 <= len(uploads) <= MAX_IMAGES:
         raise InvalidOptionError("image", f"send 1 to {MAX_IMAGES} images, not {len(uploads)}")
-    job_id = "job_" + secrets.token_hex(8)
+    job_id = job_id or new_job_id()
     for n, up in enumerate(uploads):
         ctx.files.put(input_key(job_id, n), up.data)
     with ctx.sessions.begin() as db:

@@ -104,9 +104,14 @@ class JobQueue:
         self._process: Callable[[str], Any] = process_job
         self._callback_task: Callable[[str], Any] = callback
 
-    def enqueue(self, job_id: str) -> None:
+    def expect(self, job_id: str) -> None:
+        """Before the job's rows are written: no reaper takes it as lost while it is being
+        made and queued."""
         if self.leases is not None:
             self.leases.queued(job_id)
+
+    def enqueue(self, job_id: str) -> None:
+        self.expect(job_id)
         self._process(job_id)
 
     def expire_once(self, now: float | None = None) -> bool:

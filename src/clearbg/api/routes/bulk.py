@@ -114,9 +114,11 @@ async def create_bulk(
     if replay is not None:
         return rendered(replay)
     queue = svc.queue
+    job_id = bulk.new_job_id()
     try:
+        await anyio.to_thread.run_sync(queue.expect, job_id)
         job = await anyio.to_thread.run_sync(
-            lambda: bulk.create_job(queue.ctx, who.key.id, uploads, opts, hook)
+            lambda: bulk.create_job(queue.ctx, who.key.id, uploads, opts, hook, job_id)
         )
     except BaseException:
         idem.abandon()
