@@ -206,6 +206,9 @@ def test_scale_and_position_move_the_subject(compat: Server) -> None:
     assert max(rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1) <= 0.5 * max(w, h) + 2
     assert cols[0] == 0  # left
     assert rows[-1] == h - 1  # bottom
+    assert resp.headers["X-Foreground-Left"] == "0"  # the box where the subject now lies
+    top, height = int(resp.headers["X-Foreground-Top"]), int(resp.headers["X-Foreground-Height"])
+    assert h - 2 <= top + height <= h  # (the box leaves out alpha too faint to count)
 
 
 def test_a_region_of_interest_keeps_only_what_lies_in_it(compat: Server) -> None:

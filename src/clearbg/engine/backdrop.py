@@ -13,6 +13,7 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
+from clearbg.engine.compose import Box, subject_box
 from clearbg.engine.imageio import Pixels, encode
 from clearbg.errors import InvalidOptionError
 
@@ -132,13 +133,14 @@ def compose_over(
     bg_color: tuple[int, int, int, int] | None,
     fmt: str,
     quality: int = 90,
-) -> tuple[bytes, int, int]:
+) -> tuple[bytes, int, int, Box]:
     """An RGBA cut-out (PNG) placed, laid over the background photo or colour (or nothing)
-    and encoded as ``fmt``: the bytes and the size."""
+    and encoded as ``fmt``: the bytes, the size and the subject's box where it now lies."""
     with Image.open(io.BytesIO(cutout_png)) as im:
         rgba = np.asarray(im.convert("RGBA"))
     h, w = rgba.shape[:2]
-    front = Image.fromarray(_placed(rgba, placement))
+    placed = _placed(rgba, placement)
+    front = Image.fromarray(placed)
     if background is not None:
         canvas = _cover(background, (w, h))
     else:  # a JPEG has no transparency: white unless a colour is given
@@ -146,4 +148,4 @@ def compose_over(
         canvas = Image.new("RGBA", (w, h), fill)
     canvas.alpha_composite(front)
     out = np.asarray(canvas if fmt != "jpg" else canvas.convert("RGB"))
-    return encode(out, fmt, quality), w, h
+    return encode(out, fmt, quality), w, h, subject_box(placed[:, :, 3])

@@ -86,6 +86,13 @@ class _BoxTracker:
         return Box(left, top, right - left, bottom - top)
 
 
+def subject_box(alpha: NDArray[np.uint8]) -> Box:
+    """The box of the subject in a whole alpha channel, as ``Cutout.foreground`` gives it."""
+    found = _BoxTracker()
+    found.add(0, alpha)
+    return found.box()
+
+
 AlphaRows = Callable[[int, int], NDArray[np.uint8]]
 
 

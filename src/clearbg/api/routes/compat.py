@@ -27,6 +27,7 @@ from clearbg.api.problems import problem_body
 from clearbg.api.routes.removebg import cutout_headers, rendered
 from clearbg.engine import Cutout
 from clearbg.engine.backdrop import compose_over
+from clearbg.engine.compose import Box
 from clearbg.engine.imageio import MEDIA_TYPES, Pixels, decode
 from clearbg.errors import (
     AuthError,
@@ -108,8 +109,7 @@ async def _background(
     return await anyio.to_thread.run_sync(decode, probe)
 
 
-def _json_answer(cut: Cutout, data: bytes) -> bytes:
-    box = cut.foreground
+def _json_answer(box: Box, data: bytes) -> bytes:
     return json.dumps(
         {
             "data": {
@@ -177,15 +177,24 @@ async def _answer(
     cut: Cutout, asked: Translated, background: Pixels | None, wants_json: bool, ctx: CallContext
 ) -> Answer:
     data, media, width, height = cut.data, cut.media_type, cut.width, cut.height
-    if asked.composed:
-        data, width, height = await anyio.to_thread.run_sync(
+    box = cut.foreground
+    if asked.composed:  # the subject may have moved: its box is read where it now lies
+        data, width, height, box = await anyio.to_thread.run_sync(
             compose_over, cut.data, asked.placement, background, asked.bg_color, asked.format
         )
         media = MEDIA_TYPES[asked.format]
     headers = cutout_headers(cut, ctx.credits_cents)
     headers.update({"X-Width": str(width), "X-Height": str(height), "X-Type": "other"})
+    headers.update(
+        {
+            "X-Foreground-Top": str(box.top),
+            "X-Foreground-Left": str(box.left),
+            "X-Foreground-Width": str(box.width),
+            "X-Foreground-Height": str(box.height),
+        }
+    )
     if wants_json:
-        return Answer(200, {"content-type": "application/json", **headers}, _json_answer(cut, data))
+        return Answer(200, {"content-type": "application/json", **headers}, _json_answer(box, data))
     return Answer(200, {"content-type": media, **headers}, data)
 
 
