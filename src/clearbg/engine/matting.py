@@ -98,9 +98,7 @@ class MattingLaplacian:
         return out
 
 
-def trimap(
-    coarse: F32, width: int, lo: float = SURE_OUT, hi: float = SURE_IN
-) -> tuple[B, B]:
+def trimap(coarse: F32, width: int, lo: float = SURE_OUT, hi: float = SURE_IN) -> tuple[B, B]:
     """Sure foreground and sure background: where the mask is above ``hi`` (below ``lo``),
     ``width`` pixels away from anything else. Everything between is the unknown band."""
     k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * width + 1, 2 * width + 1))
