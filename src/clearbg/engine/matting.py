@@ -177,6 +177,7 @@ def matte_alpha(
     work_pixels: int = WORK_PIXELS,
     iterations: int = ITERATIONS,
     contrast: float = CONTRAST,
+    sure: tuple[float, float] = (SURE_OUT, SURE_IN),
 ) -> F32:
     """Alpha (HxW float32, 0..1) from the photo and the upsampled model mask by matting.
 
@@ -193,8 +194,8 @@ def matte_alpha(
     rest is left to the photo's colours: the band along the contour (hair, fur, a soft edge) and
     the parts the model leans against without being sure of, where salient-object models miss
     pieces of a subject (a part only the companion found enters ``fuse`` at about that value).
-    On PASCAL-S and the matting photos this beat a band of everything between 0.05 and 0.95 on
-    every score (docs/quality.md).
+    ``sure`` (the trimap's ``lo`` and ``hi``) moves those two limits; the evaluation scores a
+    band of everything between 0.05 and 0.95 beside them (docs/quality.md).
     """
     if coarse.shape != rgb.shape[:2]:
         raise ValueError(f"mask {coarse.shape} and photo {rgb.shape[:2]} differ in size")
@@ -206,10 +207,10 @@ def matte_alpha(
         mask = np.asarray(cv2.resize(coarse, size, interpolation=cv2.INTER_AREA), dtype=np.float32)
     else:
         guide, mask = rgb, np.ascontiguousarray(coarse, dtype=np.float32)
-    fg, bg = trimap(mask, transition_width(mask))
+    fg, bg = trimap(mask, transition_width(mask), *sure)
     unknown = ~(fg | bg)
     if not unknown.any():  # no contour and nothing undecided: the model's decision stands
-        return np.asarray(coarse > SURE_IN, dtype=np.float32)
+        return np.asarray(coarse > sure[1], dtype=np.float32)
     lap = MattingLaplacian(guide.astype(np.float32) * np.float32(1 / 255))
     prior = mask.astype(np.float32)
     confidence = (2 * prior - 1) ** 2
