@@ -7,7 +7,9 @@ companion's where the model has one, ``pipeline.fuse``, then matting and ``harde
 change against raw, and ``best``, the best pipeline (``--pipeline best``: isnet's and u2net's
 masks averaged, then fused and refined; ``best, flip`` with both mirrored passes, where
 cached). ``--ablation`` adds each step alone: the companion joined by a per-pixel maximum (the
-fusion before ``fuse``), fused, matting without hardening, flipped.
+fusion before ``fuse``), fused, matting without hardening, the pipeline with an unknown band of
+every pixel the mask has between 0.05 and 0.95 (instead of ``matting.trimap``'s own limits),
+flipped.
 
     python bench/eval.py --data ../shared/data [--models u2net,isnet] [--limit N] [--ablation]
 
@@ -174,6 +176,7 @@ def variants(
             out["+ companion, per-pixel max"] = upsample(most, size)
             out["+ companion, fused"] = joined
         out["matting, not hardened"] = matte
+        out["pipeline, unknown .05-.95"] = matting.matte_alpha(rgb, joined, sure=(0.05, 0.95))
         out["raw, hardened"] = matting.harden(raw)
     out["pipeline"] = matting.harden(matte)
     return out

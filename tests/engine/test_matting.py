@@ -30,11 +30,22 @@ def test_the_laplacian_is_symmetric_and_positive_semidefinite() -> None:
     assert np.abs(lap(np.full((12, 14), 0.7, np.float32))).max() < 1e-5
 
 
-def test_trimap_leaves_an_unknown_band_between_sure_regions() -> None:
-    fg, bg = trimap(_ramp(), 3)
+def test_trimap_leaves_an_unknown_band_around_the_contour() -> None:
+    fg, bg = trimap(_ramp(), 3)  # 0.5 at column 29.5, 0.25 at 32
     unknown = ~(fg | bg)
-    assert fg[:, :15].all() and bg[:, 45:].all()
-    assert unknown[:, 25:35].all() and not (fg & bg).any()
+    assert fg[:, :27].all() and bg[:, 36:].all()
+    assert unknown[:, 27:36].all() and not (fg & bg).any()
+
+
+def test_trimap_takes_the_models_in_whole_and_leaves_its_leaning_parts_to_the_photo() -> None:
+    coarse = np.full((40, 40), 0.05, np.float32)
+    coarse[:, :20] = 0.6  # a grey cast over the subject: in
+    coarse[10:30, 30:38] = 0.4  # a part the model leans towards without being sure of
+    fg, bg = trimap(coarse, 3)
+    unknown = ~(fg | bg)
+    assert fg[:, :16].all()
+    assert unknown[14:26, 32:36].all()
+    assert bg[:5, 25:].all() and bg[35:, 25:].all()
 
 
 def test_the_solve_puts_a_blurred_edge_where_the_colour_changes() -> None:

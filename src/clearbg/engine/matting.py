@@ -35,6 +35,9 @@ ITERATIONS = 30  # conjugate-gradient steps; the model's mask is the starting po
 # the matte's contrast around one half (``harden``); chosen on ECSSD and the matting photos,
 # checked on PASCAL-S (docs/quality.md)
 CONTRAST = 2.0
+# The trimap's sure regions (``matte_alpha``): the model's own "in", and what ``harden`` clears.
+SURE_IN = 0.5
+SURE_OUT = 0.5 - 0.5 / CONTRAST
 
 
 class MattingLaplacian:
@@ -95,9 +98,9 @@ class MattingLaplacian:
         return out
 
 
-def trimap(coarse: F32, width: int, lo: float = 0.05, hi: float = 0.95) -> tuple[B, B]:
-    """Sure foreground and sure background: where the mask is clearly in (out), ``width``
-    pixels away from anything else. Everything between is the unknown band."""
+def trimap(coarse: F32, width: int, lo: float = SURE_OUT, hi: float = SURE_IN) -> tuple[B, B]:
+    """Sure foreground and sure background: where the mask is above ``hi`` (below ``lo``),
+    ``width`` pixels away from anything else. Everything between is the unknown band."""
     k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * width + 1, 2 * width + 1))
     fg = np.asarray(cv2.erode((coarse > hi).astype(np.uint8), k)) > 0
     bg = np.asarray(cv2.erode((coarse < lo).astype(np.uint8), k)) > 0
@@ -174,14 +177,25 @@ def matte_alpha(
     work_pixels: int = WORK_PIXELS,
     iterations: int = ITERATIONS,
     contrast: float = CONTRAST,
+    sure: tuple[float, float] = (SURE_OUT, SURE_IN),
 ) -> F32:
     """Alpha (HxW float32, 0..1) from the photo and the upsampled model mask by matting.
 
-    On a grid of about ``work_pixels``: a trimap whose unknown band is as wide as the mask's
-    own transitions, closed-form matting there with the model's mask as a prior weighted by its
-    confidence ((2m - 1)^2: a mask at 0.5 leaves the photo to decide). Back at full size, a fast
-    guided filter carries the grid's colour -> alpha fit onto the photo's own pixels, and the
-    result is hardened (``harden``; ``contrast=1`` leaves the matte as solved).
+    On a grid of about ``work_pixels``: a trimap, closed-form matting in its unknown band with
+    the model's mask as a prior weighted by its confidence ((2m - 1)^2: a mask at 0.5 leaves the
+    photo to decide). Back at full size, a fast guided filter carries the grid's colour -> alpha
+    fit onto the photo's own pixels, and the result is hardened (``harden``; ``contrast=1``
+    leaves the matte as solved).
+
+    The trimap decides per region whether an edge is the photo's to draw. What the model calls
+    in (``SURE_IN``) is taken whole beyond the width of the mask's own transitions from its
+    contour: a grey cast over a subject it half found is its doubt, not partial coverage. What
+    it calls out so faintly that ``harden`` would clear it (``SURE_OUT``) is background. The
+    rest is left to the photo's colours: the band along the contour (hair, fur, a soft edge) and
+    the parts the model leans against without being sure of, where salient-object models miss
+    pieces of a subject (a part only the companion found enters ``fuse`` at about that value).
+    ``sure`` (the trimap's ``lo`` and ``hi``) moves those two limits; the evaluation scores a
+    band of everything between 0.05 and 0.95 beside them (docs/quality.md).
     """
     if coarse.shape != rgb.shape[:2]:
         raise ValueError(f"mask {coarse.shape} and photo {rgb.shape[:2]} differ in size")
@@ -193,10 +207,10 @@ def matte_alpha(
         mask = np.asarray(cv2.resize(coarse, size, interpolation=cv2.INTER_AREA), dtype=np.float32)
     else:
         guide, mask = rgb, np.ascontiguousarray(coarse, dtype=np.float32)
-    fg, bg = trimap(mask, transition_width(mask))
+    fg, bg = trimap(mask, transition_width(mask), *sure)
     unknown = ~(fg | bg)
-    if not unknown.any():
-        return harden(np.ascontiguousarray(coarse, dtype=np.float32), contrast)
+    if not unknown.any():  # no contour and nothing undecided: the model's decision stands
+        return np.asarray(coarse > sure[1], dtype=np.float32)
     lap = MattingLaplacian(guide.astype(np.float32) * np.float32(1 / 255))
     prior = mask.astype(np.float32)
     confidence = (2 * prior - 1) ** 2
