@@ -106,6 +106,24 @@ def test_the_built_model_holds_int8_weights_in_qdq_form(
 
 
 @pytest.mark.slow
+def test_the_first_convolution_and_the_mask_head_stay_in_float(
+    built: tuple[ModelStore, list[str]],
+) -> None:
+    store, _ = built
+    graph = onnx.load(str(store.model_dir / "u2netp-int8.onnx")).graph
+    floats = {t.name for t in graph.initializer if t.data_type == onnx.TensorProto.FLOAT}
+    convs = [n for n in graph.node if n.op_type == "Conv"]
+    in_float = [n for n in convs if n.input[1] in floats]
+    # u2netp's first convolution, its six side outputs and their fusion; no other
+    assert [n.input[0] for n in in_float[:1]] == [graph.input[0].name]
+    assert len(in_float) == 8
+    assert len(convs) > 8 * len(in_float)
+    # the mask leaves the model as computed in float, not rounded to 256 steps
+    producer = {o: n for n in graph.node for o in n.output}
+    assert producer[graph.output[0].name].op_type == "Sigmoid"
+
+
+@pytest.mark.slow
 def test_the_built_model_cuts_out_by_its_name(
     built: tuple[ModelStore, list[str]], engine_settings: EngineSettings
 ) -> None:
