@@ -18,7 +18,7 @@ def answer(status: int, code: str = "", retry_after: str = "") -> httpx.Response
     return httpx.Response(status, json={"code": code}, headers=headers)
 
 
-def test_a_paid_call_carries_one_idempotency_key_for_every_try() -> None:
+def test_paid_calls_and_reads_are_repeatable_and_a_gateway_call_is_not() -> None:
     assert PAID.repeatable and len(PAID.headers["Idempotency-Key"]) >= 32
     assert READ.repeatable and not GATEWAY.repeatable
 

@@ -183,16 +183,8 @@ async def _answer(
             compose_over, cut.data, asked.placement, background, asked.bg_color, asked.format
         )
         media = MEDIA_TYPES[asked.format]
-    headers = cutout_headers(cut, ctx.credits_cents)
+    headers = cutout_headers(cut, ctx.credits_cents, box)
     headers.update({"X-Width": str(width), "X-Height": str(height), "X-Type": "other"})
-    headers.update(
-        {
-            "X-Foreground-Top": str(box.top),
-            "X-Foreground-Left": str(box.left),
-            "X-Foreground-Width": str(box.width),
-            "X-Foreground-Height": str(box.height),
-        }
-    )
     if wants_json:
         return Answer(200, {"content-type": "application/json", **headers}, _json_answer(box, data))
     return Answer(200, {"content-type": media, **headers}, data)

@@ -12,6 +12,7 @@ from clearbg.api.deps import CallerDep, ContextDep, ServicesDep
 from clearbg.api.forms import form_options
 from clearbg.api.images import photo_of
 from clearbg.engine import Cutout, RemoveOptions
+from clearbg.engine.compose import Box
 from clearbg.paid.idempotency import Answer
 
 router = APIRouter(tags=["remove background"])
@@ -24,15 +25,17 @@ _IMAGE_RESPONSES: dict[int | str, dict[str, object]] = {
 }
 
 
-def cutout_headers(cut: Cutout, charged_cents: int) -> dict[str, str]:
+def cutout_headers(cut: Cutout, charged_cents: int, box: Box | None = None) -> dict[str, str]:
+    """The answer's headers; ``box``: the subject's box when it was moved after the cut-out."""
+    box = box or cut.foreground
     return {
         "X-Width": str(cut.width),
         "X-Height": str(cut.height),
         "X-Credits-Charged": f"{charged_cents / 100:g}",
-        "X-Foreground-Top": str(cut.foreground.top),
-        "X-Foreground-Left": str(cut.foreground.left),
-        "X-Foreground-Width": str(cut.foreground.width),
-        "X-Foreground-Height": str(cut.foreground.height),
+        "X-Foreground-Top": str(box.top),
+        "X-Foreground-Left": str(box.left),
+        "X-Foreground-Width": str(box.width),
+        "X-Foreground-Height": str(box.height),
         "X-Model": cut.model,
         "X-Processing-Ms": str(round(cut.timings.get("total", 0.0) * 1000)),
     }
