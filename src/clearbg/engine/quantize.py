@@ -242,7 +242,9 @@ def quantize(
             weight_type=QuantType.QInt8,
             per_channel=True,
             # 7-bit weights: x86 CPUs without VNNI (AVX2, AVX-512 before VNNI) multiply u8 by
-            # s8 in pairs summed into 16 bits, which saturate with full-range weights
+            # s8 in pairs summed into 16 bits, which saturate with full-range weights (the
+            # worst case: ``bench/int8_bench.py --only conv``); 7-bit activations instead would
+            # not saturate either, but lose far more agreement (docs/performance-notes.md)
             reduce_range=True,
             calibrate_method=CalibrationMethod.MinMax,
             nodes_to_exclude=_fp32_nodes(onnx.load(str(pre))),
