@@ -122,7 +122,6 @@ def test_a_matte_of_a_hazy_mask_is_hardened_unless_asked_not_to_be() -> None:
     assert np.abs(hard - truth).mean() < np.abs(soft - truth).mean()
 
 
-
 def test_an_anchored_matte_takes_out_but_does_not_bring_in() -> None:
     """A red bar the mask leans towards (0.4) runs from the red subject across the blue
     background: matting takes it in by colour; anchored, the mask's "out" holds."""
