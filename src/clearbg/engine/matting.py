@@ -225,7 +225,6 @@ def matte_alpha(
     return harden(np.clip(out, 0, 1).astype(np.float32), contrast)
 
 
-
 def anchored_matte(rgb: NDArray[np.uint8], coarse: F32) -> F32:
     """``matte_alpha`` anchored to the mask's decision: the matte may take pixels out of the
     mask's subject (a background gap, an edge drawn tighter) but not bring in pixels the mask
