@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from clearbg.engine import Engine, RemoveOptions
+from clearbg.engine.imageio import Pixels
 from clearbg.engine.models import MODELS, ModelStore
-from clearbg.engine.pipeline import average, fuse
+from clearbg.engine.pipeline import MaskResult, average, fuse
 from clearbg.errors import InvalidOptionError
 from clearbg.settings import EngineSettings
 from tests.conftest import PHOTOS
+from tests.engine.synthetic import soft_step, two_colours
 
 
 def test_fuse_adds_the_companions_sure_parts_that_touch_the_subject_at_half_strength() -> None:
@@ -154,3 +158,24 @@ def test_a_loaded_companion_is_not_looked_for_on_disk_again(
         assert np.array_equal(before, after) and not caplog.records
     finally:
         engine.close()
+
+
+def test_the_best_pipelines_matte_does_not_bring_in_what_the_ensemble_left_out(
+    engine: Engine,
+) -> None:
+    """A red bar the ensemble leans towards (0.4) runs from the red subject across the blue
+    background: the default refinement takes it in by colour, the best pipeline's does not."""
+    rgb = two_colours(60, 60, 17, noise=6)
+    rgb[26:34, 17:58] = (220, 30, 30)
+    mask = soft_step(60, 60, 20.0, 8.0, offset=0.5)
+    mask[26:34, 17:58] = np.maximum(mask[26:34, 17:58], 0.4)
+    result = MaskResult(Pixels(rgb), mask, "isnet", 0.0, 0.0)
+
+    def alpha(pipeline: str) -> np.ndarray:
+        opts = RemoveOptions.parse(pipeline=pipeline, channels="alpha", foreground=False)
+        return np.asarray(Image.open(io.BytesIO(engine.finish(result, opts).data)))
+
+    default, best = alpha("default"), alpha("best")
+    assert default[26:34, 20:56].min() > 230
+    assert best[26:34, 20:].max() < 128
+    assert best[:, :10].min() == 255 and (best <= default).all()

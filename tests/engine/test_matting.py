@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from clearbg.engine.matting import MattingLaplacian, harden, matte_alpha, solve_matte, trimap
+from clearbg.engine.matting import (
+    MattingLaplacian,
+    anchored_matte,
+    harden,
+    matte_alpha,
+    solve_matte,
+    trimap,
+)
 from tests.engine.synthetic import soft_step, two_colours
 
 
@@ -113,3 +120,20 @@ def test_a_matte_of_a_hazy_mask_is_hardened_unless_asked_not_to_be() -> None:
     assert np.allclose(hard, harden(soft))
     truth = (np.arange(60) < 30)[None, :].astype(np.float32)
     assert np.abs(hard - truth).mean() < np.abs(soft - truth).mean()
+
+
+def test_an_anchored_matte_takes_out_but_does_not_bring_in() -> None:
+    """A red bar the mask leans towards (0.4) runs from the red subject across the blue
+    background: matting takes it in by colour; anchored, the mask's "out" holds."""
+    rgb = two_colours(60, 60, 17, noise=6)  # the mask's contour is at 19.5, three px out
+    rgb[26:34, 17:58] = (220, 30, 30)
+    coarse = soft_step(60, 60, 20.0, 8.0, offset=0.5)
+    coarse[26:34, 20:58] = np.maximum(coarse[26:34, 20:58], 0.4)
+    free, anchored = matte_alpha(rgb, coarse), anchored_matte(rgb, coarse)
+    assert free[26:34, 20:56].min() > 0.9
+    assert anchored[26:34, 20:].max() < 0.5 and (anchored[coarse <= 0.5] <= 0.5).all()
+    assert (anchored <= free).all()
+    # inside the mask's subject the matte stands, taking out what the photo says is blue
+    inside = coarse > 0.5
+    assert np.array_equal(anchored[inside], free[inside])
+    assert anchored[:5, 17:20].max() < 0.1 < coarse[:5, 17:20].min()

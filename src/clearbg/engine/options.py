@@ -30,7 +30,8 @@ Channels = Literal["rgba", "alpha"]
 Pipeline = Literal["default", "best"]
 
 # The best pipeline: the masks of isnet and u2net averaged, fused with isnet's companion and
-# refined (docs/quality.md has its figures and cost); ``flip`` mirrors both models' passes.
+# matted, the matte anchored to their decision (``matting.anchored_matte``; docs/quality.md has
+# its figures and cost); ``flip`` mirrors both models' passes.
 BEST_MODEL = "isnet"
 BEST_PARTNER = "u2net"
 
