@@ -28,8 +28,8 @@ Which to use (inference a photo on 2 cores; docs/quality.md has every figure):
   -m u2net (default)    one clear subject or a cluttered scene (0.85 s with u2netp)
   -m isnet              hair, fur, fine edges (2 s with u2netp)
   --pipeline best       cluttered scenes, hair and fur (isnet, u2net and u2netp, 2.6 s):
-                        IoU .761 MAE .078 on cluttered scenes (default .742 .082, raw
-                        u2net .739 .083), hair and fur SAD -39% against raw isnet; one
+                        IoU .773 MAE .071 on cluttered scenes (default .753 .074, raw
+                        u2net .750 .076), hair and fur SAD -39% against raw isnet; one
                         clear subject: no better than the default
   --pipeline best --flip  mirrored passes too (4.9 s): IoU +.006, MAE -.003 more"""
 
