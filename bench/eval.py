@@ -5,13 +5,13 @@
 mask alone) and ``pipeline`` (what ``Engine.remove`` does by default: the mask fused with its
 companion's where the model has one, ``pipeline.fuse``, then matting and ``harden``), each
 change against raw, and ``best``, the best pipeline (``--pipeline best``: isnet's and u2net's
-masks averaged, then fused and matted, ``matting.anchored_matte``; ``best, flip`` with both
-mirrored passes, where cached). ``--ablation`` adds each step alone: the companion joined by a
-per-pixel maximum (the fusion before ``fuse``), fused, matting without hardening, the pipeline
-with an unknown band of every pixel the mask has between 0.05 and 0.95 (instead of
+masks averaged, then fused and matted, the matte anchored (``matting.anchor``); ``best, flip``
+with both mirrored passes, where cached). ``--ablation`` adds each step alone: the companion
+joined by a per-pixel maximum (the fusion before ``fuse``), fused, matting without hardening,
+the pipeline with an unknown band of every pixel the mask has between 0.05 and 0.95 (instead of
 ``matting.trimap``'s own limits), flipped; for the best pipeline its mask unrefined, its matte
-not anchored (``matte_alpha``), and the oracle: per photo the raw mask (isnet, u2net or
-u2netp) with the highest IoU, the bound of any choice between the models.
+not anchored (``matte_alpha``), and the oracle: per photo the raw mask (isnet, u2net or u2netp)
+with the highest IoU, the bound of any choice between the models.
 
     python bench/eval.py --data ../shared/data [--models u2net,isnet] [--limit N] [--ablation]
 
@@ -228,14 +228,15 @@ def evaluate(
             if companion is None:
                 continue
             both = upsample(fuse(average(pair[0], pair[1]), companion), (w, h))
+            matte = matting.matte_alpha(rgb, both)
             if ablation:
                 rows.setdefault(f"{name}, not refined", []).append(scores(both, truth, band))
-                free = scores(matting.matte_alpha(rgb, both), truth, band)
+                free = scores(matte, truth, band)
                 rows.setdefault(f"{name}, matte not anchored", []).append(free)
                 if not flip:
                     oracle = _oracle([pair[0], pair[1], companion], (w, h), truth, band)
                     rows.setdefault("best raw model per photo (oracle)", []).append(oracle)
-            anchored = matting.anchored_matte(rgb, both)
+            anchored = matting.anchor(matte, both)
             rows.setdefault(name, []).append(scores(anchored, truth, band))
     return rows
 

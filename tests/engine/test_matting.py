@@ -8,7 +8,7 @@ from numpy.typing import NDArray
 
 from clearbg.engine.matting import (
     MattingLaplacian,
-    anchored_matte,
+    anchor,
     harden,
     matte_alpha,
     solve_matte,
@@ -129,7 +129,8 @@ def test_an_anchored_matte_takes_out_but_does_not_bring_in() -> None:
     rgb[26:34, 17:58] = (220, 30, 30)
     coarse = soft_step(60, 60, 20.0, 8.0, offset=0.5)
     coarse[26:34, 20:58] = np.maximum(coarse[26:34, 20:58], 0.4)
-    free, anchored = matte_alpha(rgb, coarse), anchored_matte(rgb, coarse)
+    free = matte_alpha(rgb, coarse)
+    anchored = anchor(free, coarse)
     assert free[26:34, 20:56].min() > 0.9
     assert anchored[26:34, 20:].max() < 0.5 and (anchored[coarse <= 0.5] <= 0.5).all()
     assert (anchored <= free).all()

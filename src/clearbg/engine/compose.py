@@ -257,9 +257,10 @@ def _refined(
     )
     soft = work.astype(np.float32) * np.float32(1 / 255)
     if opts.refine:
-        # the best pipeline's ensemble decides which objects are the subject (anchored_matte)
-        matte = matting.anchored_matte if opts.pipeline == "best" else matting.matte_alpha
-        soft = np.clip(matte(work_rgb, soft), 0.0, 1.0)
+        matte = matting.matte_alpha(work_rgb, soft)
+        if opts.pipeline == "best":  # its ensemble has decided which objects are the subject
+            matte = matting.anchor(matte, soft)
+        soft = np.clip(matte, 0.0, 1.0)
     colour = refine.estimate_foreground(work_rgb, soft, pool) if foreground else work_rgb
     if scale == 1.0:
         new_alpha = (soft * 255 + 0.5).astype(np.uint8) if opts.refine else alpha

@@ -21,7 +21,7 @@ from numpy.typing import NDArray
 
 from clearbg.engine.refine import guided_filter, transition_width
 
-__all__ = ["MattingLaplacian", "anchored_matte", "harden", "matte_alpha", "solve_matte", "trimap"]
+__all__ = ["MattingLaplacian", "anchor", "harden", "matte_alpha", "solve_matte", "trimap"]
 
 F32 = NDArray[np.float32]
 F64 = NDArray[np.float64]
@@ -225,17 +225,16 @@ def matte_alpha(
     return harden(np.clip(out, 0, 1).astype(np.float32), contrast)
 
 
-def anchored_matte(rgb: NDArray[np.uint8], coarse: F32) -> F32:
-    """``matte_alpha`` anchored to the mask's decision: the matte may take pixels out of the
-    mask's subject (a background gap, an edge drawn tighter) but not bring in pixels the mask
-    calls out; those keep the hardened mask (``harden``), which leaves them out.
+def anchor(alpha: F32, coarse: F32) -> F32:
+    """A matte (``matte_alpha`` of ``coarse``) anchored to the mask's decision: it may take
+    pixels out of the mask's subject (a background gap, an edge drawn tighter) but not bring in
+    pixels the mask calls out; those keep the hardened mask (``harden``), which leaves them out.
 
     For an ensemble of models (the best pipeline), whose mask has already decided which objects
     are the subject: on cluttered scenes a colour match pulled in parts of other objects and
     background (IoU and boundary F lost against the unrefined ensemble), while on the matting
     photos the edges it added were a small part of the gain (docs/quality.md has both).
     """
-    alpha = matte_alpha(rgb, coarse)
     pulled_in = (alpha > SURE_IN) & (coarse <= SURE_IN)
     anchored: F32 = np.where(pulled_in, harden(coarse), alpha).astype(np.float32)
     return anchored

@@ -30,7 +30,7 @@ Channels = Literal["rgba", "alpha"]
 Pipeline = Literal["default", "best"]
 
 # The best pipeline: the masks of isnet and u2net averaged, fused with isnet's companion and
-# matted, the matte anchored to their decision (``matting.anchored_matte``; docs/quality.md has
+# matted, the matte anchored to their decision (``matting.anchor``; docs/quality.md has
 # its figures and cost); ``flip`` mirrors both models' passes.
 BEST_MODEL = "isnet"
 BEST_PARTNER = "u2net"
