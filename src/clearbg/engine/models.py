@@ -461,8 +461,8 @@ class ModelStore:
                     )
                 size = tmp.stat().st_size
                 os.replace(tmp, self.path(spec))
-                if spec.built:
-                    self._record_built(name, digest, size, spec.recipe or 1)
+                if spec.recipe is not None:  # built here: its checksum is recorded now
+                    self._record_built(name, digest, size, spec.recipe)
                     spec = self.spec(name)
             except (
                 ModelDownloadError,
