@@ -27,7 +27,7 @@ _IMAGE_RESPONSES: dict[int | str, dict[str, object]] = {
 
 def cutout_headers(cut: Cutout, charged_cents: int, box: Box | None = None) -> dict[str, str]:
     """The answer's headers; ``box``: the subject's box when it was moved after the cut-out."""
-    box = box or cut.foreground
+    box = cut.foreground if box is None else box
     return {
         "X-Width": str(cut.width),
         "X-Height": str(cut.height),
